@@ -1,0 +1,46 @@
+"""Classifier heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["ClassifierHead", "FullyConvHead"]
+
+
+class FullyConvHead(nn.Module):
+    """Fully convolutional classifier head: K 1x1 convolutions, global average pooling, softmax.
+
+    The CS-568 notes ("Fully Convolutional Networks"): a dense layer fixes the input size
+    (1024 inputs imply H x W = 256), while one 1x1 conv per class followed by global pooling
+    works for a feature map of any size. Parameters: ``C_in * K + K``.
+
+    ``forward`` returns logits (what a loss wants); ``predict_proba`` applies the softmax.
+    Children: ``dropout`` (identity when ``dropout=0``) and ``score`` (the K 1x1 convs).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.score = nn.Conv2d(in_channels, num_classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scores = self.score(self.dropout(x))
+        return scores.mean(dim=(2, 3))
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x).softmax(dim=1)
+
+
+class ClassifierHead(nn.Module):
+    """Global average pooling, optional dropout, then a linear layer (ResNet, DenseNet,
+    MobileNet, EfficientNet). Children: ``pool``, ``dropout``, ``fc``."""
+
+    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))

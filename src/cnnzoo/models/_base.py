@@ -1,0 +1,77 @@
+"""The contract every classifier in the zoo keeps.
+
+A classifier takes ``num_classes`` and ``in_chans``; ``forward_features(x)`` returns one
+feature map per stage, described by ``feature_info`` (channels and nominal stride, the
+stride being the input-to-map downsampling factor); ``forward_head`` turns the last map
+into logits. An input smaller than ``min_input_size`` raises a ``ValueError`` naming the
+minimum, before any layer fails with a shape error of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["Classifier", "FeatureInfo", "check_image_batch"]
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One stage of a backbone: its output channels, its stride and a name for it."""
+
+    channels: int
+    stride: int
+    name: str
+
+
+def check_image_batch(x: torch.Tensor, in_chans: int, min_size: int, model_name: str) -> None:
+    """Raise ``ValueError`` unless ``x`` is an ``N x in_chans x H x W`` batch with H, W >= min_size."""
+    if x.dim() != 4:
+        raise ValueError(
+            f"{model_name} expects a 4-D batch N x C x H x W, got a tensor of shape {tuple(x.shape)}"
+        )
+    if x.shape[1] != in_chans:
+        raise ValueError(
+            f"{model_name} expects {in_chans} input channel(s), got {x.shape[1]} "
+            f"(create the model with in_chans={x.shape[1]})"
+        )
+    height, width = x.shape[-2:]
+    if height < min_size or width < min_size:
+        raise ValueError(
+            f"{model_name} needs an input of at least {min_size}x{min_size} pixels, "
+            f"got {height}x{width}"
+        )
+
+
+class Classifier(nn.Module):
+    """Base class of the zoo's classifiers.
+
+    Subclasses set ``self.in_chans``, ``self.num_classes``, ``self.feature_info`` and
+    ``self.min_input_size`` in ``__init__`` and implement ``_forward_stages`` (the list of
+    stage outputs) and ``forward_head``.
+    """
+
+    in_chans: int
+    num_classes: int
+    min_input_size: int
+    feature_info: list[FeatureInfo]
+
+    def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from the last stage's feature map."""
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor) -> None:
+        check_image_batch(x, self.in_chans, self.min_input_size, type(self).__name__)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One feature map per stage, shallow to deep, as described by ``feature_info``."""
+        self.check_input(x)
+        return self._forward_stages(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x)[-1])

@@ -1,0 +1,56 @@
+"""Load a torchvision checkpoint into the cnnzoo model of the same architecture.
+
+Where cnnzoo's module names differ from torchvision's (for example because the
+conv-norm-activation triple is one :class:`~cnnzoo.layers.ConvNormAct` here), the model
+class lists regular-expression rewrites in ``torchvision_renames``: ``(pattern, replacement)``
+pairs applied in order to every torchvision key. Models whose names already match have none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["load_torchvision_state_dict", "torchvision_to_cnnzoo_keys"]
+
+
+def torchvision_to_cnnzoo_keys(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the keys of a torchvision ``state_dict`` to ``model``'s names."""
+    renames = [(re.compile(pattern), replacement) for pattern, replacement in getattr(model, "torchvision_renames", ())]
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in renames:
+            key = pattern.sub(replacement, key)
+        renamed[key] = value
+    return renamed
+
+
+def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor], strict: bool = True):
+    """``model.load_state_dict`` for a state dict saved from the torchvision model of the same
+    architecture; with the same weights, both models give the same outputs.
+
+    Raises ``ValueError`` naming the missing and unexpected keys when the checkpoint is for
+    another architecture (with ``strict=True``).
+    """
+    renamed = torchvision_to_cnnzoo_keys(model, state_dict)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(renamed))
+    unexpected = sorted(set(renamed) - set(own))
+    mismatched = sorted(k for k in set(own) & set(renamed) if own[k].shape != renamed[k].shape)
+    if strict and (missing or unexpected or mismatched):
+        def few(keys: list[str]) -> str:
+            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+        problems = []
+        if missing:
+            problems.append(f"missing {few(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {few(unexpected)}")
+        if mismatched:
+            problems.append(f"shape mismatch in {few(mismatched)}")
+        raise ValueError(
+            f"checkpoint does not fit {type(model).__name__}: " + "; ".join(problems)
+        )
+    return model.load_state_dict(renamed, strict=strict)
