@@ -1,0 +1,1 @@
+"""The ``cnnzoo`` command: a thin layer over the library (nothing imports it)."""
