@@ -1,12 +1,25 @@
-"""Cost calculus on any ``nn.Module``: parameters, multiply-adds, memory, receptive field."""
+"""Cost calculus on any ``nn.Module``: parameters, multiply-adds, memory, receptive field.
+
+* :func:`summarize` runs a model on the meta device (no computation) and reports, per
+  layer and in total, output shapes, parameters, MACs, other operations, activation memory
+  and receptive field;
+* :func:`count_params` and :func:`count_macs` are the two numbers most asked for;
+* :mod:`cnnzoo.analysis.formulas` holds the lecture notes' cost formulas as pure
+  functions, and ``explain(topic)`` (also ``explain.explain(topic)``; ``topics()``)
+  prints them with the notes' worked examples, computed.
+
+A MAC is one multiply-accumulate; FLOPs = 2 x MACs.
+"""
 
 from __future__ import annotations
 
-import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_macs", "count_params"]
+from cnnzoo.analysis import explain, formulas  # ``explain`` is a module one can call: explain("grouped")
+from cnnzoo.analysis.explain import topics
+from cnnzoo.analysis.summary import Row, Summary, Total, summarize
+
+__all__ = ["Row", "Summary", "Total", "count_macs", "count_params", "explain", "formulas", "summarize", "topics"]
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -16,12 +29,6 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 def count_macs(model: nn.Module, input_size: tuple[int, ...] = (3, 224, 224)) -> int:
     """Multiply-accumulates of convolutions, linear layers and matmuls for one image of
-    ``input_size`` (C, H, W). FLOPs = 2 x MACs."""
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(torch.zeros(1, *input_size))
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() // 2
+    ``input_size`` (C, H, W), counted on the meta device (nothing is computed and the model
+    is not modified). FLOPs = 2 x MACs; ``torch.utils.flop_counter.FlopCounterMode`` agrees."""
+    return summarize(model, input_size).total.macs
