@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassifierHead", "FullyConvHead"]
+__all__ = ["ClassifierHead", "FullyConvHead", "fc_classifier"]
+
+# Hidden width of the AlexNet / VGG fully connected classifiers (fc6, fc7).
+FC_WIDTH = 4096
 
 
 class FullyConvHead(nn.Module):
@@ -44,3 +47,27 @@ class ClassifierHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(torch.flatten(self.pool(x), 1)))
+
+
+def fc_classifier(
+    in_features: int,
+    num_classes: int,
+    hidden: int = FC_WIDTH,
+    dropout: float = 0.5,
+    dropout_first: bool = False,
+) -> nn.Sequential:
+    """Two hidden fully connected layers with ReLU and dropout, then the class scores.
+
+    ``dropout_first=False`` drops the hidden layers' outputs, as in the AlexNet and VGG
+    papers (Linear, ReLU, Dropout); ``True`` drops their inputs, torchvision's AlexNet
+    (Dropout, Linear, ReLU). Either way the linear layers sit at positions 0 or 1, 3 or 4, 6.
+    """
+    layers: list[nn.Module] = []
+    width = in_features
+    for _ in range(2):
+        block: list[nn.Module] = [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+        drop = nn.Dropout(dropout)
+        layers += [drop, *block] if dropout_first else [*block, drop]
+        width = hidden
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)

@@ -10,11 +10,12 @@ minimum, before any layer fails with a shape error of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["Classifier", "FeatureInfo", "check_image_batch"]
+__all__ = ["Classifier", "FeatureInfo", "check_image_batch", "forward_with_taps"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,17 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x)[-1])
+
+
+def forward_with_taps(layers: nn.Sequential, x: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
+    """Run ``layers`` on ``x`` and return the outputs of the layers at positions ``taps``.
+
+    Lets a network keep torchvision's flat ``features.N`` layout and still expose its
+    stage outputs (AlexNet, VGG, SqueezeNet).
+    """
+    wanted, outputs = set(taps), []
+    for index, layer in enumerate(layers):
+        x = layer(x)
+        if index in wanted:
+            outputs.append(x)
+    return outputs

@@ -1,0 +1,167 @@
+"""AlexNet (Krizhevsky, Sutskever and Hinton, "ImageNet Classification with Deep
+Convolutional Neural Networks", NIPS 2012).
+
+Five convolutions (ReLU after each), overlapping 3x3 / stride-2 max-pooling after conv1,
+conv2 and conv5, then three fully connected layers 4096 - 4096 - 1000 with dropout.
+
+Two variants:
+
+* ``alexnet_original``: the 2012 network as the paper describes it. It was split over two
+  GPUs that exchanged data only at conv3 and the fully connected layers; each GPU held half
+  the kernels of every layer, so conv2, conv4 and conv5 see only the half of the previous
+  layer on their own GPU. One device computes the same thing with *grouped* convolutions
+  (``groups=2``) at those three layers: "96 kernels (2x48)", "256 kernels (2x128)" as the
+  lecture puts it. Local response normalization follows the ReLUs of conv1 and conv2. The
+  input is 227x227: the paper's "224x224" does not give its 55x55 conv1 map with an 11x11
+  stride-4 kernel ((227 - 11) / 4 + 1 = 55), a well-known typo. 60,965,224 parameters.
+* ``alexnet``: the single-tower network torchvision ships (64-192-384-256-256 kernels, no
+  LRN, padded conv1, from Krizhevsky's "One weird trick for parallelizing convolutional
+  neural networks", 2014); its checkpoints load as is. 61,100,840 parameters.
+
+Cost of a convolution: ``H_out * W_out * C_out * k^2 * C_in / g`` multiply-adds and
+``k^2 * C_in / g * C_out + C_out`` parameters. The 11x11 conv1 needs 121 weights per input
+channel and per kernel, which is why later networks (VGG) stack 3x3 convolutions instead.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import nn
+
+from cnnzoo.layers import ConvNormAct
+from cnnzoo.layers.heads import FC_WIDTH, fc_classifier
+from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
+from cnnzoo.models._register import register_model
+
+__all__ = [
+    "AlexNet", "ConvLayer", "alexnet", "alexnet_original", "fc_classifier", "forward_with_taps", "paper_lrn",
+]
+
+PAPER = "Krizhevsky, Sutskever and Hinton, ImageNet Classification with Deep Convolutional Neural Networks"
+
+
+class ConvLayer(NamedTuple):
+    """One row of the layer table."""
+
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    groups: int = 1  # 2 where the paper's two GPUs did not communicate
+    lrn: bool = False  # local response normalization after the ReLU
+    pool: bool = False  # 3x3 / stride 2 max-pooling at the end of the layer
+
+
+# Krizhevsky et al. 2012, section 3.5 and Figure 2.
+ORIGINAL_LAYERS = (
+    #         out  k  s  pad groups  LRN   pool
+    ConvLayer(96, 11, 4, 0, 1, lrn=True, pool=True),
+    ConvLayer(256, 5, 1, 2, 2, lrn=True, pool=True),
+    ConvLayer(384, 3, 1, 1, 1),  # conv3 reads both GPUs' conv2 maps
+    ConvLayer(384, 3, 1, 1, 2),
+    ConvLayer(256, 3, 1, 1, 2, pool=True),
+)
+
+# torchvision's single tower (Krizhevsky 2014).
+ONE_TOWER_LAYERS = (
+    ConvLayer(64, 11, 4, 2, pool=True),
+    ConvLayer(192, 5, 1, 2, pool=True),
+    ConvLayer(384, 3, 1, 1),
+    ConvLayer(256, 3, 1, 1),
+    ConvLayer(256, 3, 1, 1, pool=True),
+)
+
+POOL5_SIZE = 6  # conv5 is pooled to 6x6, so fc6 reads 256 * 6 * 6 = 9216 inputs
+
+
+def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
+    """Local response normalization with the paper's constants (section 3.3)::
+
+        b_i = a_i / (k + alpha * sum_{j = i - n/2}^{i + n/2} a_j^2) ** beta
+
+    PyTorch's ``nn.LocalResponseNorm`` divides ``alpha`` by ``n`` inside the sum, so the
+    paper's alpha is passed multiplied by ``n``.
+    """
+    return nn.LocalResponseNorm(size, alpha=alpha * size, beta=beta, k=k)
+
+
+class AlexNet(Classifier):
+    """AlexNet from a layer table (:data:`ORIGINAL_LAYERS` or :data:`ONE_TOWER_LAYERS`).
+
+    Layout as torchvision: ``features`` (a flat sequence of conv, ReLU, [LRN], [pool]),
+    ``avgpool`` (adaptive, 6x6: the identity at the design input, it lets other sizes
+    reach the fixed-size fc6) and ``classifier``. Stages are the three pooled maps.
+
+    Args:
+        layers: the convolution table.
+        num_classes, in_chans: output classes and input channels.
+        dropout: dropout probability of the two hidden fully connected layers.
+        dropout_first: where dropout sits in each hidden layer (see :func:`fc_classifier`).
+        min_input_size: the smallest square input the table admits.
+    """
+
+    def __init__(
+        self,
+        layers: Sequence[ConvLayer] = ONE_TOWER_LAYERS,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        dropout: float = 0.5,
+        dropout_first: bool = True,
+        min_input_size: int = 63,
+    ) -> None:
+        super().__init__()
+        self.in_chans, self.num_classes, self.min_input_size = in_chans, num_classes, min_input_size
+        modules: list[nn.Module] = []
+        self.feature_info, self._taps = [], []
+        channels, stride = in_chans, 1
+        for index, layer in enumerate(layers, start=1):
+            # ConvNormAct without a norm is (conv, ReLU); its two modules are laid out flat
+            # so the indices match torchvision's features.N.
+            modules += ConvNormAct(channels, layer.out_channels, layer.kernel, layer.stride, layer.padding,
+                                   groups=layer.groups, norm_layer=None, act_layer=nn.ReLU)
+            channels, stride = layer.out_channels, stride * layer.stride
+            if layer.lrn:
+                modules.append(paper_lrn())
+            if layer.pool:
+                # Overlapping pooling (section 3.4): windows of 3 every 2 pixels.
+                modules.append(nn.MaxPool2d(kernel_size=3, stride=2))
+                stride *= 2
+                self._taps.append(len(modules) - 1)
+                self.feature_info.append(FeatureInfo(channels, stride, f"pool{index}"))
+        self.features = nn.Sequential(*modules)
+        self.avgpool = nn.AdaptiveAvgPool2d(POOL5_SIZE)
+        self.classifier = fc_classifier(
+            channels * POOL5_SIZE**2, num_classes, dropout=dropout, dropout_first=dropout_first
+        )
+
+    def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return forward_with_taps(self.features, x, self._taps)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+
+@register_model(
+    "alexnet", family="alexnet",
+    paper="Krizhevsky, One weird trick for parallelizing convolutional neural networks", year=2014,
+    default_input=(3, 224, 224), min_input_size=63,
+    params=61_100_840, macs=714_000_000, top1=56.522, dataset="ImageNet-1k",
+    source="torchvision 0.28 AlexNet_Weights.IMAGENET1K_V1 (num_params, GFLOPS = GMACs, acc@1)",
+)
+def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
+    """Single-tower AlexNet, torchvision's layout and weights."""
+    return AlexNet(ONE_TOWER_LAYERS, num_classes, in_chans, dropout, dropout_first=True, min_input_size=63)
+
+
+@register_model(
+    "alexnet_original", family="alexnet", paper=PAPER, year=2012,
+    default_input=(3, 227, 227), min_input_size=67,
+    params=60_965_224, top1=62.5, dataset="ImageNet ILSVRC-2010 test",
+    source="Krizhevsky et al. 2012: parameters summed from the layer table of section 3.5 "
+           "(the paper rounds to 60 million); top-1 error 37.5% (abstract, Table 1)",
+)
+def alexnet_original(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
+    """The 2012 two-tower AlexNet as grouped convolutions, with LRN, at 227x227."""
+    return AlexNet(ORIGINAL_LAYERS, num_classes, in_chans, dropout, dropout_first=False, min_input_size=67)
