@@ -15,7 +15,7 @@ CLASSICS = [
     "alexnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnext50_32x4d",
     "densenet121", "mobilenet_v1", "squeezenet1_0", "efficientnet_b0",
 ]
-TOPICS = ["convolution-cost", "bottleneck-1x1", "depthwise-separable"]
+TOPICS = ["convolution-cost", "bottleneck", "depthwise-separable"]
 
 
 def section(title: str) -> None:
