@@ -1,4 +1,20 @@
-"""Building blocks shared by the models, one file per family."""
+"""Building blocks shared by the models, one file per family.
+
+=================  ==================================================================
+file               blocks
+=================  ==================================================================
+``conv.py``        conv-norm-activation and its variants: grouped, depthwise,
+                   depthwise-separable, 1x1, factorized 1xN + Nx1, dilated,
+                   transposed; max-pooling with indices and max-unpooling
+``heads.py``       global-pool + linear head, fully convolutional head, fc6/fc7 head
+``inception.py``   Inception v1 module and aux head, Inception v3 modules A-E and aux
+``residual.py``    basic and bottleneck residual blocks (and their plain twins),
+                   option-A/B/C shortcuts, the ResNeXt grouped bottleneck
+``dense.py``       dense layer, dense block (growth rate k), transition
+``fire.py``        SqueezeNet's Fire module
+``mbconv.py``      MBConv with squeeze-and-excitation and stochastic depth
+=================  ==================================================================
+"""
 
 from cnnzoo.layers.conv import (
     ConvNormAct,
@@ -14,21 +30,56 @@ from cnnzoo.layers.conv import (
     pointwise_conv,
     same_padding,
 )
-from cnnzoo.layers.heads import ClassifierHead, FullyConvHead
+from cnnzoo.layers.dense import DenseBlock, DenseLayer, Transition
+from cnnzoo.layers.fire import Fire
+from cnnzoo.layers.heads import ClassifierHead, FullyConvHead, fc_classifier
+from cnnzoo.layers.inception import (
+    InceptionA,
+    InceptionAuxV1,
+    InceptionAuxV3,
+    InceptionB,
+    InceptionC,
+    InceptionD,
+    InceptionE,
+    InceptionV1,
+)
+from cnnzoo.layers.mbconv import MBConv, SqueezeExcitation, StochasticDepth, make_divisible
+from cnnzoo.layers.residual import BasicBlock, Bottleneck, ZeroPadShortcut, bottleneck_width
 
 __all__ = [
+    "BasicBlock",
+    "Bottleneck",
     "ClassifierHead",
     "ConvNormAct",
     "ConvTransposeNormAct",
+    "DenseBlock",
+    "DenseLayer",
     "DepthwiseSeparableConv",
     "FactorizedConv",
+    "Fire",
     "FullyConvHead",
+    "InceptionA",
+    "InceptionAuxV1",
+    "InceptionAuxV3",
+    "InceptionB",
+    "InceptionC",
+    "InceptionD",
+    "InceptionE",
+    "InceptionV1",
+    "MBConv",
     "MaxPoolWithIndices",
     "MaxUnpool",
+    "SqueezeExcitation",
+    "StochasticDepth",
+    "Transition",
+    "ZeroPadShortcut",
+    "bottleneck_width",
     "conv_norm_act",
     "depthwise_conv",
     "dilated_conv",
+    "fc_classifier",
     "grouped_conv",
+    "make_divisible",
     "pointwise_conv",
     "same_padding",
 ]
