@@ -1,0 +1,96 @@
+"""Helpers shared by the classical segmenters: image checks, label bookkeeping, pixel adjacency."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Row/column steps to the neighbours of a pixel. Each pair is listed once (right, down and
+# the two downward diagonals): adjacency is symmetric, so the other half adds nothing.
+_FORWARD_STEPS = {
+    4: ((0, 1), (1, 0)),
+    8: ((0, 1), (1, 0), (1, 1), (1, -1)),
+}
+
+
+def check_connectivity(connectivity: int) -> int:
+    """Return ``connectivity`` if it is 4 or 8, else raise ``ValueError``."""
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    return int(connectivity)
+
+
+def neighbour_steps(connectivity: int) -> tuple[tuple[int, int], ...]:
+    """All (row, column) steps to the 4 or 8 neighbours of a pixel."""
+    forward = _FORWARD_STEPS[check_connectivity(connectivity)]
+    return forward + tuple((-dr, -dc) for dr, dc in forward)
+
+
+def as_float_image(image: np.ndarray) -> np.ndarray:
+    """Check an HxW or HxWxC image and return it as float64 with shape (H, W, C).
+
+    Values keep their units (0-255 for uint8): thresholds are given in the same units.
+    """
+    image = np.asarray(image)
+    if image.size == 0:
+        raise ValueError(f"image is empty (shape {image.shape})")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be HxW (grayscale) or HxWxC (colour), got shape {image.shape}")
+    if image.dtype != bool and not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise ValueError(f"image must hold integers, floats or booleans, got dtype {image.dtype}")
+    values = image.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("image contains NaN or infinite values")
+    return values[..., np.newaxis] if values.ndim == 2 else values
+
+
+def nominal_range(image: np.ndarray) -> float:
+    """The span of values an image of this dtype is meant to use; default thresholds are fractions of it.
+
+    255 for uint8, 65535 for uint16, 1 for floats and booleans (images in [0, 1]); for other
+    integer types, which have no conventional range, the image's own max - min (1 if flat).
+    """
+    dtype = np.asarray(image).dtype
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype == bool or np.issubdtype(dtype, np.floating):
+        return 1.0
+    span = float(np.max(image)) - float(np.min(image))
+    return span if span > 0 else 1.0
+
+
+def relabel_by_first_appearance(labels: np.ndarray) -> np.ndarray:
+    """Renumber a label map 0..R-1 in the raster order in which each label first appears."""
+    flat = labels.ravel()
+    values, first_index, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    rank = np.empty(values.size, dtype=np.int64)
+    rank[np.argsort(first_index, kind="stable")] = np.arange(values.size)
+    return rank[inverse].reshape(labels.shape)
+
+
+def adjacent_label_pairs(labels: np.ndarray, connectivity: int = 4) -> np.ndarray:
+    """The distinct pairs (a, b), a < b, of labels that touch somewhere in an HxW label map."""
+    pairs = []
+    height, width = labels.shape
+    for dr, dc in _FORWARD_STEPS[check_connectivity(connectivity)]:
+        # Overlap the map with itself shifted by (dr, dc): each pixel meets that neighbour.
+        first_col, end_col = max(0, -dc), width - max(0, dc)
+        here = labels[: height - dr, first_col:end_col]
+        there = labels[dr:, first_col + dc : end_col + dc]
+        differ = here != there
+        pairs.append(np.stack([here[differ], there[differ]], axis=1))
+    return unique_pairs(np.concatenate(pairs), int(labels.max()) + 1 if labels.size else 0)
+
+
+def unique_pairs(pairs: np.ndarray, num_labels: int) -> np.ndarray:
+    """The distinct unordered pairs among ``pairs`` ((E, 2) labels below ``num_labels``).
+
+    Returned as (a, b) rows with a < b, in increasing order; pairs (a, a) are dropped.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    low, high = np.minimum(pairs[:, 0], pairs[:, 1]), np.maximum(pairs[:, 0], pairs[:, 1])
+    distinct = low != high
+    # One integer key per pair makes the de-duplication a 1-D unique (far faster than axis=0).
+    keys = np.unique(low[distinct] * num_labels + high[distinct])
+    return np.stack([keys // num_labels, keys % num_labels], axis=1)

@@ -1,0 +1,162 @@
+"""Images in, label maps and overlays out, as PNG files (Pillow).
+
+Label maps are written as palette PNGs when they have at most 256 labels (the pixel values
+are the labels and any viewer shows them in colour), as 16-bit grayscale PNGs up to 65,536
+labels. Every file is written to a temporary file in the destination folder and then renamed
+over the target, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from skimage.segmentation import find_boundaries
+
+from cnnzoo.classical._common import as_float_image
+
+__all__ = ["display_rgb", "label_palette", "read_image", "read_label_map", "write_label_map", "write_overlay"]
+
+_GOLDEN_RATIO_CONJUGATE = 0.618033988749895
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as an HxW (grayscale) or HxWx3 (colour) array.
+
+    8-bit files give uint8, 16-bit grayscale uint16, 32-bit integer int32 and float files
+    float32. Alpha is dropped and palette images are expanded to RGB.
+    """
+    with _open_image(path) as picture:
+        mode = picture.mode
+        if mode in ("1", "LA"):
+            picture = picture.convert("L")
+        elif mode in ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+            picture = picture.convert("RGB")
+        return np.array(picture)
+
+
+def read_label_map(path: str | os.PathLike) -> np.ndarray:
+    """Read a label map or class mask (palette, 8-bit or 16-bit grayscale PNG) as an HxW int64 array."""
+    with _open_image(path) as picture:
+        if picture.mode not in ("P", "L", "I;16", "I;16B", "I;16L", "I", "1"):
+            raise ValueError(f"{path} is a {picture.mode} image, not a label map (expected a palette or "
+                             "grayscale PNG whose pixel values are the labels)")
+        return np.array(picture).astype(np.int64)
+
+
+def write_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write an HxW map of labels 0..65535 as a PNG whose pixel values are the labels."""
+    labels = _check_label_map(labels)
+    highest = int(labels.max())
+    if highest < 256:
+        picture = Image.fromarray(labels.astype(np.uint8))
+        picture.putpalette(label_palette(256).ravel().tolist())  # turns the "L" image into a "P" one
+    elif highest < 65536:
+        picture = Image.fromarray(labels.astype(np.uint16))
+    else:
+        raise ValueError(f"a PNG label map holds at most 65536 labels; this one has label {highest}")
+    _save_png_atomically(picture, path)
+
+
+def write_overlay(
+    path: str | os.PathLike, image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, boundaries: bool = True
+) -> None:
+    """Write ``image`` with each region tinted in its palette colour and, optionally, region outlines in white."""
+    base = display_rgb(image)
+    labels = _check_label_map(labels)
+    if labels.shape != base.shape[:2]:
+        raise ValueError(f"label map shape {labels.shape} does not match the image's {base.shape[:2]}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
+    tint = label_palette(int(labels.max()) + 1)[labels]
+    blended = (1 - alpha) * base + alpha * tint
+    if boundaries:
+        blended[find_boundaries(labels, mode="inner", background=-1)] = 255  # label 0 is a region too
+    _save_png_atomically(Image.fromarray(np.round(blended).astype(np.uint8)), path)
+
+
+def label_palette(num_labels: int) -> np.ndarray:
+    """(num_labels, 3) uint8 colours, far apart for neighbouring labels and the same in every run.
+
+    Hues step by the golden ratio, so consecutive labels get very different hues; saturation
+    and brightness alternate so that labels whose hues come close again still differ.
+    """
+    colours = np.empty((num_labels, 3), dtype=np.uint8)
+    for label in range(num_labels):
+        hue = (label * _GOLDEN_RATIO_CONJUGATE) % 1.0
+        saturation = 0.85 if label % 2 == 0 else 0.55
+        value = 0.95 if (label // 2) % 2 == 0 else 0.75
+        colours[label] = np.round(np.array(colorsys.hsv_to_rgb(hue, saturation, value)) * 255)
+    return colours
+
+
+def display_rgb(image: np.ndarray) -> np.ndarray:
+    """An HxWx3 float array in 0..255 for showing ``image``.
+
+    uint8 as is, uint16 divided by 257, images already in [0, 1] times 255, anything else
+    stretched from its min..max; one channel is repeated, four channels lose the fourth and
+    other channel counts are averaged to gray.
+    """
+    dtype = np.asarray(image).dtype
+    values = as_float_image(image)
+    if dtype == np.uint8:
+        scaled = values
+    elif dtype == np.uint16:
+        scaled = values / 257
+    elif values.min() >= 0 and values.max() <= 1:
+        scaled = values * 255
+    else:
+        low, high = values.min(), values.max()
+        scaled = (values - low) / (high - low) * 255 if high > low else np.zeros_like(values)
+    channels = scaled.shape[2]
+    if channels == 3:
+        return scaled
+    if channels == 4:
+        return scaled[..., :3]
+    gray = scaled if channels == 1 else scaled.mean(axis=2, keepdims=True)
+    return np.repeat(gray, 3, axis=2)
+
+
+def _open_image(path: str | os.PathLike) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"image file not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an image file")
+    try:
+        picture = Image.open(path)
+        picture.load()
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"cannot read {path} as an image: {err}") from None
+    return picture
+
+
+def _check_label_map(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size == 0:
+        raise ValueError(f"a label map must be a non-empty HxW array, got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"a label map must hold integers, got dtype {labels.dtype}")
+    if labels.min() < 0:
+        raise ValueError(f"a label map must hold labels >= 0, found {labels.min()}")
+    return labels
+
+
+def _save_png_atomically(picture: Image.Image, path: str | os.PathLike) -> None:
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            picture.save(stream, format="PNG")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
