@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-__all__ = ["ModelEntry", "ModelInfo", "MODELS", "register_model"]
+__all__ = ["ModelEntry", "ModelInfo", "MODELS", "register_model", "torchvision_source"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +65,9 @@ def register_model(
         return builder
 
     return decorate
+
+
+def torchvision_source(weights: str) -> str:
+    """The ``source`` of numbers read from torchvision's weights metadata (recorded in
+    tests/fixtures/torchvision/metadata.json); its "GFLOPS" count multiply-adds."""
+    return f"torchvision 0.28 {weights} metadata (num_params, GFLOPS = multiply-adds, acc@1)"

@@ -33,7 +33,7 @@ from torch import nn
 from cnnzoo.layers import ConvNormAct
 from cnnzoo.layers.heads import FC_WIDTH, fc_classifier
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
-from cnnzoo.models._register import register_model
+from cnnzoo.models._register import register_model, torchvision_source
 
 __all__ = [
     "AlexNet", "ConvLayer", "alexnet", "alexnet_original", "fc_classifier", "forward_with_taps", "paper_lrn",
@@ -148,7 +148,7 @@ class AlexNet(Classifier):
     paper="Krizhevsky, One weird trick for parallelizing convolutional neural networks", year=2014,
     default_input=(3, 224, 224), min_input_size=63,
     params=61_100_840, macs=714_000_000, top1=56.522, dataset="ImageNet-1k",
-    source="torchvision 0.28 AlexNet_Weights.IMAGENET1K_V1 (num_params, GFLOPS = GMACs, acc@1)",
+    source=torchvision_source("AlexNet_Weights.IMAGENET1K_V1"),
 )
 def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
     """Single-tower AlexNet, torchvision's layout and weights."""

@@ -50,7 +50,7 @@ from torch import nn
 from cnnzoo.layers.dense import DEFAULT_BN_SIZE, DenseBlock, Transition, compressed_channels
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.models._base import Classifier, FeatureInfo
-from cnnzoo.models._register import register_model
+from cnnzoo.models._register import register_model, torchvision_source
 
 __all__ = ["CONFIGS", "DenseNet"]
 
@@ -222,14 +222,10 @@ def _build(variant: str, **kwargs: Any) -> DenseNet:
     return DenseNet(**CONFIGS[variant], **kwargs)
 
 
-def _torchvision_source(weights: str) -> str:
-    return f"torchvision 0.28 {weights} metadata (num_params, GFLOPS = multiply-adds, acc@1)"
-
-
 @register_model(
     "densenet121", family="densenet", paper=PAPER, year=2017, default_input=(3, 224, 224),
     min_input_size=29, params=7_978_856, macs=2_834_000_000, top1=74.434,
-    source=_torchvision_source("DenseNet121_Weights.IMAGENET1K_V1"),
+    source=torchvision_source("DenseNet121_Weights.IMAGENET1K_V1"),
 )
 def densenet121(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     """DenseNet-121 (DenseNet-BC, k = 32, blocks 6-12-24-16)."""
@@ -239,7 +235,7 @@ def densenet121(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0
 @register_model(
     "densenet161", family="densenet", paper=PAPER, year=2017, default_input=(3, 224, 224),
     min_input_size=29, params=28_681_000, macs=7_728_000_000, top1=77.138,
-    source=_torchvision_source("DenseNet161_Weights.IMAGENET1K_V1"),
+    source=torchvision_source("DenseNet161_Weights.IMAGENET1K_V1"),
 )
 def densenet161(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     """DenseNet-161 (DenseNet-BC, k = 48, blocks 6-12-36-24, 96 stem channels)."""
@@ -249,7 +245,7 @@ def densenet161(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0
 @register_model(
     "densenet169", family="densenet", paper=PAPER, year=2017, default_input=(3, 224, 224),
     min_input_size=29, params=14_149_480, macs=3_360_000_000, top1=75.6,
-    source=_torchvision_source("DenseNet169_Weights.IMAGENET1K_V1"),
+    source=torchvision_source("DenseNet169_Weights.IMAGENET1K_V1"),
 )
 def densenet169(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     """DenseNet-169 (DenseNet-BC, k = 32, blocks 6-12-32-32)."""
@@ -259,7 +255,7 @@ def densenet169(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0
 @register_model(
     "densenet201", family="densenet", paper=PAPER, year=2017, default_input=(3, 224, 224),
     min_input_size=29, params=20_013_928, macs=4_291_000_000, top1=76.896,
-    source=_torchvision_source("DenseNet201_Weights.IMAGENET1K_V1"),
+    source=torchvision_source("DenseNet201_Weights.IMAGENET1K_V1"),
 )
 def densenet201(num_classes: int = 1000, in_chans: int = 3, drop_rate: float = 0.0, memory_efficient: bool = False) -> DenseNet:
     """DenseNet-201 (DenseNet-BC, k = 32, blocks 6-12-48-32)."""

@@ -30,7 +30,7 @@ from cnnzoo.layers.conv import ConvNormAct
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, residual_stage
 from cnnzoo.models._base import Classifier, FeatureInfo
-from cnnzoo.models._register import register_model
+from cnnzoo.models._register import register_model, torchvision_source
 
 __all__ = ["ResNet"]
 
@@ -200,13 +200,11 @@ def cifar_resnet(depth: int, num_classes: int, in_chans: int, **options: Any) ->
 # single-crop top-1 of the torchvision weights whose layout these models share.
 # ---------------------------------------------------------------------------------------
 
-TORCHVISION_SOURCE = "torchvision 0.28 {} metadata (num_params, GFLOPS = multiply-adds, acc@1)"
-
 
 @register_model(
     "resnet18", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
     params=11_689_512, macs=1_814_000_000, top1=69.758,
-    source=TORCHVISION_SOURCE.format("ResNet18_Weights.IMAGENET1K_V1"),
+    source=torchvision_source("ResNet18_Weights.IMAGENET1K_V1"),
 )
 def resnet18(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-18: basic blocks, 2-2-2-2 (He et al. 2016, Table 1)."""
@@ -216,7 +214,7 @@ def resnet18(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
 @register_model(
     "resnet34", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
     params=21_797_672, macs=3_664_000_000, top1=73.314,
-    source=TORCHVISION_SOURCE.format("ResNet34_Weights.IMAGENET1K_V1"),
+    source=torchvision_source("ResNet34_Weights.IMAGENET1K_V1"),
 )
 def resnet34(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-34: basic blocks, 3-4-6-3 (He et al. 2016, Table 1)."""
@@ -226,7 +224,7 @@ def resnet34(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
 @register_model(
     "resnet50", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
     params=25_557_032, macs=4_089_000_000, top1=80.858,
-    source=TORCHVISION_SOURCE.format("ResNet50_Weights.IMAGENET1K_V2"),
+    source=torchvision_source("ResNet50_Weights.IMAGENET1K_V2"),
 )
 def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-50: bottlenecks, 3-4-6-3 (He et al. 2016, Table 1)."""
@@ -236,7 +234,7 @@ def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
 @register_model(
     "resnet101", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
     params=44_549_160, macs=7_801_000_000, top1=81.886,
-    source=TORCHVISION_SOURCE.format("ResNet101_Weights.IMAGENET1K_V2"),
+    source=torchvision_source("ResNet101_Weights.IMAGENET1K_V2"),
 )
 def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-101: bottlenecks, 3-4-23-3 (He et al. 2016, Table 1)."""
@@ -246,7 +244,7 @@ def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcu
 @register_model(
     "resnet152", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
     params=60_192_808, macs=11_514_000_000, top1=82.284,
-    source=TORCHVISION_SOURCE.format("ResNet152_Weights.IMAGENET1K_V2"),
+    source=torchvision_source("ResNet152_Weights.IMAGENET1K_V2"),
 )
 def resnet152(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-152: bottlenecks, 3-8-36-3 (He et al. 2016, Table 1)."""

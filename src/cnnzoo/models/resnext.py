@@ -22,8 +22,8 @@ the weights differ only in where the BN layers sit).
 from __future__ import annotations
 
 from cnnzoo.layers.residual import Bottleneck, ShortcutType
-from cnnzoo.models._register import register_model
-from cnnzoo.models.resnet import IMAGENET_DEPTHS, MIN_INPUT_SIZE, TORCHVISION_SOURCE, ResNet
+from cnnzoo.models._register import register_model, torchvision_source
+from cnnzoo.models.resnet import IMAGENET_DEPTHS, MIN_INPUT_SIZE, ResNet
 
 __all__ = ["resnext29_8x64d", "resnext50_32x4d", "resnext101_32x8d"]
 
@@ -38,7 +38,7 @@ CIFAR_STEM_WIDTH = 64
 @register_model(
     "resnext50_32x4d", family="resnext", paper=XIE_2017, year=2017, min_input_size=MIN_INPUT_SIZE,
     params=25_028_904, macs=4_230_000_000, top1=81.198,
-    source=TORCHVISION_SOURCE.format("ResNeXt50_32X4D_Weights.IMAGENET1K_V2"),
+    source=torchvision_source("ResNeXt50_32X4D_Weights.IMAGENET1K_V2"),
 )
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> ResNet:
     """ResNeXt-50 (32x4d): ResNet-50's depths, 32 paths of 4 channels (Xie et al. 2017, Table 1)."""
@@ -49,7 +49,7 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, zero_init_residu
 @register_model(
     "resnext101_32x8d", family="resnext", paper=XIE_2017, year=2017, min_input_size=MIN_INPUT_SIZE,
     params=88_791_336, macs=16_414_000_000, top1=82.834,
-    source=TORCHVISION_SOURCE.format("ResNeXt101_32X8D_Weights.IMAGENET1K_V2"),
+    source=torchvision_source("ResNeXt101_32X8D_Weights.IMAGENET1K_V2"),
 )
 def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> ResNet:
     """ResNeXt-101 (32x8d): ResNet-101's depths, 32 paths of 8 channels (the C x d template of

@@ -26,7 +26,7 @@ from torch import nn
 
 from cnnzoo.layers.fire import Fire
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
-from cnnzoo.models._register import register_model
+from cnnzoo.models._register import register_model, torchvision_source
 
 __all__ = ["SqueezeNet", "SqueezeNetConfig", "squeezenet1_0", "squeezenet1_1"]
 
@@ -138,7 +138,7 @@ class SqueezeNet(Classifier):
     "squeezenet1_0", family="squeezenet", paper=PAPER, year=2016,
     default_input=(3, 224, 224), min_input_size=SQUEEZENET_1_0.min_input_size,
     params=1_248_424, macs=819_000_000, top1=58.092, dataset="ImageNet-1k",
-    source="torchvision 0.28 SqueezeNet1_0_Weights.IMAGENET1K_V1 (num_params, GFLOPS = GMACs, acc@1)",
+    source=torchvision_source("SqueezeNet1_0_Weights.IMAGENET1K_V1"),
 )
 def squeezenet1_0(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> SqueezeNet:
     """SqueezeNet 1.0 (Table 1 of the paper)."""
@@ -149,7 +149,7 @@ def squeezenet1_0(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0
     "squeezenet1_1", family="squeezenet", paper=PAPER, year=2016,
     default_input=(3, 224, 224), min_input_size=SQUEEZENET_1_1.min_input_size,
     params=1_235_496, macs=349_000_000, top1=58.178, dataset="ImageNet-1k",
-    source="torchvision 0.28 SqueezeNet1_1_Weights.IMAGENET1K_V1 (num_params, GFLOPS = GMACs, acc@1)",
+    source=torchvision_source("SqueezeNet1_1_Weights.IMAGENET1K_V1"),
 )
 def squeezenet1_1(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> SqueezeNet:
     """SqueezeNet 1.1: the accuracy of 1.0 with 2.35x fewer multiply-adds."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from cnnzoo.layers import ConvNormAct
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
-from cnnzoo.models._register import register_model
+from cnnzoo.models._register import register_model, torchvision_source
 from cnnzoo.layers.heads import fc_classifier
 
 __all__ = [
@@ -127,7 +127,7 @@ def _published(name: str) -> dict:
     return dict(
         family="vgg", paper=PAPER, year=2015, default_input=(3, 224, 224), min_input_size=MIN_INPUT,
         params=params, macs=macs, top1=top1, dataset="ImageNet-1k",
-        source=f"torchvision 0.28 {name.upper()}_Weights.IMAGENET1K_V1 (num_params, GFLOPS = GMACs, acc@1)",
+        source=torchvision_source(f"{name.upper()}_Weights.IMAGENET1K_V1"),
     )
 
 
