@@ -12,8 +12,8 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.analysis import count_macs, count_params
-from cnnzoo.models.alexnet import paper_lrn
-from cnnzoo.models.vgg import VGG_CONFIGS
+from cnnzoo.models.alexnet import ConvLayer, min_input_size, paper_lrn
+from cnnzoo.models.vgg import VGG, VGG_CONFIGS
 
 TORCHVISION = json.loads((Path(__file__).parent / "fixtures" / "torchvision" / "metadata.json").read_text())["models"]
 
@@ -97,6 +97,17 @@ def test_paper_lrn_is_the_papers_formula():
     torch.testing.assert_close(paper_lrn()(a), expected)
 
 
+def test_alexnet_minimum_input_follows_from_the_layer_table():
+    # Backwards from a 1x1 pool5, each layer needs s * (n - 1) + k - 2p pixels for n out:
+    # pool5 3, conv5..conv3 (3x3, pad 1) keep 3, pool2 7, conv2 (5x5, pad 2) keeps 7, pool1 15,
+    # conv1 (11x11/4) 4 * 14 + 11 - 2p: 63 with torchvision's p = 2 (its AlexNet_Weights
+    # metadata: min_size 63x63), 67 with the paper's p = 0.
+    assert on_meta("alexnet").min_input_size == 63
+    assert on_meta("alexnet_original").min_input_size == 67
+    # One layer: a 5x5 stride-2 conv with padding 1 before the 3x3/2 pool: 2 * (3 - 1) + 5 - 2 = 7.
+    assert min_input_size([ConvLayer(8, 5, 2, 1, pool=True)]) == 7
+
+
 def test_alexnet_conv1_needs_121_weights_per_input_channel():
     # Krippahl notes: "11x11 kernel, 121 weights per input channel".
     for name in ("alexnet", "alexnet_original"):
@@ -127,6 +138,11 @@ def test_vgg_configurations_match_table_1_and_2(depth, letter, millions):
     assert sum(VGG_CONFIGS[depth]) == depth - 3
     assert all(c.kernel_size == (3, 3) and c.stride == (1, 1) and c.padding == (1, 1) for c in convs(model))
     assert round(count_params(model) / 1e6) == millions
+
+
+def test_vgg_needs_one_depth_per_stage():
+    with pytest.raises(ValueError, match="5 stages, got 3"):
+        VGG(depths=(1, 1, 1))
 
 
 def test_vgg16_parameter_count():

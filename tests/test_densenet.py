@@ -207,6 +207,16 @@ def test_compression_outside_zero_one_is_refused():
         compressed_channels(10, 1.5)
 
 
+@pytest.mark.parametrize("drop_rate", [-0.1, 1.5])
+def test_drop_rate_outside_zero_one_is_refused(drop_rate):
+    # A negative rate used to be skipped silently (the layers only drop when drop_rate > 0).
+    for build in (lambda: DenseLayer(8, 4, drop_rate=drop_rate), lambda: Transition(8, 4, drop_rate=drop_rate)):
+        with pytest.raises(ValueError, match="drop_rate must be a probability"):
+            build()
+    with pytest.raises(ValueError, match="drop_rate"):
+        cnnzoo.create_model("densenet40_k12", drop_rate=drop_rate)
+
+
 # --- memory-efficient (checkpointed) layers ---------------------------------------------------
 
 def _forward_backward(module: nn.Module, x: torch.Tensor, seed: int = 0):

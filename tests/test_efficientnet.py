@@ -146,6 +146,13 @@ def test_scaling_options_are_checked():
         cnnzoo.create_model("efficientnet_b0", scaling="paper")
     with pytest.raises(ValueError, match="phi"):
         cnnzoo.create_model("efficientnet_b0", phi=1.0)
+    with pytest.raises(ValueError, match="stochastic_depth must be in"):
+        cnnzoo.create_model("efficientnet_b0", stochastic_depth=1.5)
+    with pytest.raises(ValueError, match="dropout must be a probability"):
+        cnnzoo.create_model("efficientnet_b0", dropout=-0.1)
+    # 1.2 ** -30 = 0.004 rounds to a depth multiplier of 0: stages without layers.
+    with pytest.raises(ValueError, match="depth=0.0"):
+        cnnzoo.create_model("efficientnet_b0", scaling="rule", phi=-30)
 
 
 # --- the released networks against torchvision and the paper -----------------------------
@@ -295,6 +302,14 @@ def test_mbconv1_has_no_expansion():
     assert block.expand is None and block.hidden_channels == 32
     assert [name for name, _ in block.named_children()] == ["depthwise", "se", "project", "stochastic_depth"]
     assert block.se.fc1.out_channels == 8  # a quarter of the 32 input channels
+
+
+def test_mbconv1_never_expands_even_off_the_multiple_of_8():
+    # t = 1 means no expansion conv: the depthwise conv reads the 12 input channels directly.
+    block = MBConv(12, 12, expand_ratio=1)
+    assert block.expand is None and block.hidden_channels == 12
+    assert block.depthwise.conv.in_channels == 12
+    assert block(torch.randn(1, 12, 5, 5)).shape == (1, 12, 5, 5)
 
 
 def test_squeeze_width_is_a_quarter_of_the_block_input():

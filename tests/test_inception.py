@@ -239,6 +239,30 @@ def test_v3_aux_pool_is_the_papers_5x5_stride_3_on_the_17x17_grid():
     assert InceptionAuxV3.pool(torch.randn(1, 768, 3, 3)).shape[-2:] == (5, 5)
 
 
+# --- initialization (torchvision's scheme) --------------------------------------------------
+
+
+def weight_std(modules) -> float:
+    return torch.cat([m.weight.flatten() for m in modules]).std().item()
+
+
+def test_googlenet_weights_are_normal_with_std_0_01(googlenet_aux):
+    layers = [m for m in googlenet_aux.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert weight_std(layers) == pytest.approx(0.01, rel=0.01)  # millions of draws
+    norms = [m for m in googlenet_aux.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert all(torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any() for m in norms)
+
+
+def test_inception_v3_init_is_0_1_except_the_wide_aux_layers(inception_v3):
+    aux = inception_v3.AuxLogits
+    body = [m for name, m in inception_v3.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not name.startswith("AuxLogits")]
+    assert weight_std(body) == pytest.approx(0.1, rel=0.01)
+    assert weight_std([aux.conv0.conv]) == pytest.approx(0.1, rel=0.05)
+    assert weight_std([aux.conv1.conv]) == pytest.approx(0.01, rel=0.01)  # 5x5x128x768 weights
+    assert weight_std([aux.fc]) == pytest.approx(0.001, rel=0.05)          # 768x10 weights
+
+
 # --- transform_input --------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from cnnzoo.layers import (
     FullyConvHead,
     MaxPoolWithIndices,
     MaxUnpool,
+    conv_norm_act,
     depthwise_conv,
     dilated_conv,
     grouped_conv,
@@ -39,6 +40,16 @@ def test_conv_norm_act_children_and_defaults():
     assert block.conv.padding == (1, 1)
     assert ConvNormAct(8, 16, 3, norm_layer=None).conv.bias is not None
     assert [n for n, _ in ConvNormAct(8, 16, 3, act_layer=None).named_children()] == ["conv", "bn"]
+
+
+def test_conv_norm_act_alias_passes_every_conv_parameter():
+    block = conv_norm_act(8, 16, (3, 5), stride=2, padding=0, dilation=2, groups=4, act_layer=nn.ReLU6)
+    conv = block.conv
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (8, 16, (3, 5))
+    assert (conv.stride, conv.padding, conv.dilation, conv.groups) == ((2, 2), (0, 0), (2, 2), 4)
+    assert isinstance(block.act, nn.ReLU6) and block.act.inplace
+    # A "valid" conv: (21 - 2*(3-1) - 1) // 2 + 1 = 9 rows, (21 - 2*(5-1) - 1) // 2 + 1 = 7 columns.
+    assert block(torch.randn(1, 8, 21, 21)).shape == (1, 16, 9, 7)
 
 
 def test_conv_norm_act_equals_functional_composition():
@@ -143,6 +154,14 @@ def test_transposed_conv_reproduces_the_lecture_example():
     torch.testing.assert_close(out[0, 0], expected)
 
 
+def test_transposed_conv_with_norm_and_activation():
+    block = ConvTransposeNormAct(4, 6, norm_layer=nn.BatchNorm2d, act_layer=nn.ReLU)
+    assert [n for n, _ in block.named_children()] == ["conv", "bn", "act"]
+    assert block.conv.bias is None  # the BN's shift replaces it
+    out = block.eval()(torch.randn(2, 4, 3, 5))
+    assert out.shape == (2, 6, 6, 10) and (out >= 0).all()
+
+
 @pytest.mark.parametrize("size, k, s, p, op", [(5, 2, 2, 0, 0), (7, 3, 2, 1, 1), (4, 4, 2, 1, 0)])
 def test_transposed_conv_output_size_formula(size, k, s, p, op):
     block = ConvTransposeNormAct(3, 2, k, stride=s, padding=p, output_padding=op)
@@ -181,3 +200,12 @@ def test_classifier_head_pools_then_classifies():
     head = ClassifierHead(8, 3)
     x = torch.randn(2, 8, 5, 5)
     torch.testing.assert_close(head(x), x.mean((2, 3)) @ head.fc.weight.T + head.fc.bias)
+
+
+@pytest.mark.parametrize("head", [ClassifierHead, FullyConvHead])
+def test_heads_refuse_a_dropout_that_is_not_a_probability(head):
+    assert isinstance(head(8, 3, dropout=0.0).dropout, nn.Identity)
+    assert head(8, 3, dropout=0.3).dropout.p == 0.3
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="dropout must be a probability"):
+            head(8, 3, dropout=bad)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from torch import nn
 
 import cnnzoo
 from cnnzoo.models import Classifier
+from cnnzoo.models._base import he_normal_init
 
 CLASSIFIERS = cnnzoo.list_models(task="classification")
 NUM_CLASSES = 7
@@ -16,10 +20,6 @@ def small_input_size(name: str) -> int:
     """A small input the model accepts: its minimum, rounded up to a multiple of 32."""
     minimum = cnnzoo.model_info(name).min_input_size
     return max(32, -(-minimum // 32) * 32)
-
-
-def test_zoo_is_populated():
-    assert len(CLASSIFIERS) >= 1
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -64,6 +64,30 @@ def test_input_checks(name):
             model(torch.randn(1, 3, minimum - 1, minimum))
         with pytest.raises(ValueError, match="input channel"):
             model(torch.randn(1, 1, minimum, minimum))
+        with pytest.raises(ValueError, match="4-D batch"):
+            model(torch.randn(3, minimum, minimum))
+        # The minimum is the true one: a pixel less and the layers themselves fail.
+        if minimum > 1:
+            with pytest.raises(RuntimeError):
+                model.forward_head(model._forward_stages(torch.randn(1, 3, minimum - 1, minimum - 1))[-1])
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+@pytest.mark.parametrize("option, value", [
+    ("num_classes", 0), ("num_classes", -1), ("num_classes", 2.5), ("in_chans", 0), ("in_chans", -3),
+])
+def test_bad_class_or_channel_counts_are_value_errors(name, option, value):
+    with torch.device("meta"), pytest.raises(ValueError, match=f"{option} must be a positive integer"):
+        cnnzoo.create_model(name, **{option: value})
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_registered_defaults_build_the_model(name):
+    # model_info().defaults are what create_model(name) uses, so passing them changes nothing.
+    defaults = cnnzoo.model_info(name).defaults
+    assert defaults["num_classes"] in (10, 1000) and defaults["in_chans"] == 3
+    with torch.device("meta"):
+        cnnzoo.create_model(name, **defaults)
 
 
 @pytest.mark.parametrize("name", CLASSIFIERS)
@@ -77,6 +101,22 @@ def test_info_is_complete(name):
 def test_unknown_model_names_the_closest():
     with pytest.raises(cnnzoo.UnknownModelError, match="resnet50"):
         cnnzoo.create_model("resnet5O")
+
+
+@pytest.mark.parametrize("mode, fan", [("fan_out", 64 * 9), ("fan_in", 16 * 9)])
+def test_he_normal_init_has_std_sqrt_2_over_fan(mode, fan):
+    # He et al. 2015, eq. 10 / 14: std = sqrt(2 / n), n = k^2 * C of the chosen side.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(16, 64, 3, bias=True), nn.BatchNorm2d(64))
+    nn.init.constant_(model[0].bias, 3.0)
+    nn.init.constant_(model[1].weight, 5.0)
+    nn.init.constant_(model[1].bias, -1.0)
+    he_normal_init(model, mode=mode)
+    weight = model[0].weight
+    assert weight.std().item() == pytest.approx(math.sqrt(2 / fan), rel=0.05)  # 9216 draws
+    assert abs(weight.mean().item()) < 0.05 * math.sqrt(2 / fan)  # zero mean, 5 standard errors
+    assert torch.count_nonzero(model[0].bias) == 0
+    assert torch.equal(model[1].weight, torch.ones(64)) and torch.equal(model[1].bias, torch.zeros(64))
 
 
 def test_unknown_option_is_a_value_error():

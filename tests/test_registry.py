@@ -44,3 +44,14 @@ def test_model_info_carries_the_published_numbers():
 def test_unknown_name_without_close_match_points_to_list():
     with pytest.raises(cnnzoo.UnknownModelError, match="cnnzoo list"):
         cnnzoo.model_info("qqqqqqqq")
+
+
+def test_model_info_lists_the_options_and_their_defaults():
+    # GoogLeNet's dropouts are torchvision's (0.2 before the fc, 0.7 in the aux heads).
+    assert cnnzoo.model_info("googlenet").defaults == {
+        "num_classes": 1000, "in_chans": 3, "aux_logits": False, "transform_input": False,
+        "paper_5x5": False, "dropout": 0.2, "dropout_aux": 0.7,
+    }
+    # The CIFAR nets default to 10 classes and the paper's option-A shortcuts (He et al., sec. 4.2).
+    cifar = cnnzoo.model_info("resnet20").defaults
+    assert (cifar["num_classes"], cifar["shortcut_type"]) == (10, "A")

@@ -17,8 +17,15 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.analysis import count_macs, count_params
-from cnnzoo.layers.residual import BasicBlock, Bottleneck, ZeroPadShortcut, bottleneck_width, make_shortcut
-from cnnzoo.models.resnet import ResNet
+from cnnzoo.layers.residual import (
+    BasicBlock,
+    Bottleneck,
+    ZeroPadShortcut,
+    bottleneck_width,
+    make_shortcut,
+    residual_stage,
+)
+from cnnzoo.models.resnet import ResNet, cifar_resnet
 
 METADATA = json.loads((Path(__file__).parent / "fixtures" / "torchvision" / "metadata.json").read_text())["models"]
 
@@ -324,6 +331,23 @@ def test_invalid_options():
         BasicBlock(8, 8, cardinality=2)
     with pytest.raises(ValueError, match="bad option"):
         cnnzoo.create_model("plain18", zero_init_residual=True)
+    # The plain twin has no shortcut, but a misspelt type is still an error, not ignored.
+    with pytest.raises(ValueError, match="shortcut_type"):
+        BasicBlock(8, 8, shortcut=False, shortcut_type="b")
+    with pytest.raises(ValueError, match="at least one block"):
+        residual_stage(BasicBlock, 8, 8, depth=0)
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        cifar_resnet(2, num_classes=10, in_chans=3)  # n = 0 would be no network at all
+    with pytest.raises(ValueError, match="no channels"):
+        bottleneck_width(4, cardinality=4, base_width=8)  # floor(4 * 8 / 64) = 0 per group
+
+
+def test_residual_stage_has_depth_blocks_and_only_the_first_strides():
+    stage = residual_stage(BasicBlock, 16, 32, depth=3, stride=2, shortcut_type="A")
+    assert len(stage) == 3
+    assert [block.conv1.conv.stride for block in stage] == [(2, 2), (1, 1), (1, 1)]
+    assert [(block.in_channels, block.out_channels) for block in stage] == [(16, 32), (32, 32), (32, 32)]
+    assert isinstance(stage[0].downsample, ZeroPadShortcut) and isinstance(stage[1].downsample, nn.Identity)
 
 
 def test_published_numbers_are_registered():

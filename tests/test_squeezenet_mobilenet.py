@@ -104,21 +104,6 @@ def test_squeezenet_macs_within_one_percent_of_torchvision(name):
     assert count_macs(cnnzoo.create_model(name), (3, 224, 224)) == pytest.approx(published, rel=0.01)
 
 
-FAMILIES = ["alexnet", "alexnet_original", "vgg11", "squeezenet1_0", "squeezenet1_1", "mobilenet_v1"]
-
-
-@pytest.mark.parametrize("name", FAMILIES)
-def test_min_input_size_is_the_true_minimum(name):
-    # One pixel less and the layers themselves fail (checked below the input check).
-    model = cnnzoo.create_model(name, num_classes=3).eval()
-    size = model.min_input_size
-    with torch.no_grad():
-        model.forward_head(model._forward_stages(torch.randn(1, 3, size, size))[-1])
-        if size > 1:
-            with pytest.raises(RuntimeError):
-                model.forward_head(model._forward_stages(torch.randn(1, 3, size - 1, size - 1))[-1])
-
-
 # ---------------------------------------------------------------- MobileNet v1
 
 def mobilenet(**kwargs) -> nn.Module:

@@ -71,3 +71,25 @@ def test_checkpoint_for_another_architecture_is_refused():
     model = cnnzoo.create_model("resnet18")
     with pytest.raises(ValueError, match="does not fit"):
         load_torchvision_state_dict(model, torchvision_layout("resnet34"))
+
+
+@pytest.mark.parametrize("fixture_name", sorted(METADATA))
+def test_minimum_input_is_torchvisions(fixture_name):
+    # torchvision 0.28 weights metadata, "min_size" (tests/fixtures/torchvision/metadata.json).
+    name, _ = VARIANTS.get(fixture_name, (fixture_name, {}))
+    assert cnnzoo.model_info(name).min_input_size == METADATA[fixture_name]["min_size"][0]
+
+
+def test_non_strict_load_skips_missing_keys_but_refuses_wrong_shapes():
+    layout = json.loads((FIXTURES / "squeezenet1_1.json").read_text())
+    checkpoint = {k: torch.full(shape, 0.5) for k, shape in layout.items() if not k.startswith("classifier.")}
+    model = cnnzoo.create_model("squeezenet1_1", num_classes=10)
+    conv10_before = model.classifier[1].weight.clone()
+    result = load_torchvision_state_dict(model, checkpoint, strict=False)
+    assert sorted(result.missing_keys) == ["classifier.1.bias", "classifier.1.weight"]
+    assert torch.equal(model.features[0].weight, torch.full_like(model.features[0].weight, 0.5))
+    assert torch.equal(model.classifier[1].weight, conv10_before)
+    # A 1000-class conv10 cannot go into a 10-class model, strict or not: a ValueError naming it.
+    full = {k: torch.zeros(shape) for k, shape in layout.items()}
+    with pytest.raises(ValueError, match=r"shape mismatch in classifier\.1\.bias, classifier\.1\.weight"):
+        load_torchvision_state_dict(model, full, strict=False)

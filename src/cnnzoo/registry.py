@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 
 import cnnzoo.models  # noqa: F401  (importing the model files registers them)
-from cnnzoo.models._register import MODELS, ModelInfo
+from cnnzoo.models._register import MODELS, ModelEntry, ModelInfo
 
 __all__ = ["UnknownModelError", "create_model", "list_models", "model_info"]
 
@@ -19,7 +19,7 @@ class UnknownModelError(ValueError):
     """A model name that is not registered; the message names the closest ones."""
 
 
-def _entry(name: str):
+def _entry(name: str) -> ModelEntry:
     try:
         return MODELS[name]
     except KeyError:

@@ -32,25 +32,25 @@ def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch
     """``model.load_state_dict`` for a state dict saved from the torchvision model of the same
     architecture; with the same weights, both models give the same outputs.
 
-    Raises ``ValueError`` naming the missing and unexpected keys when the checkpoint is for
-    another architecture (with ``strict=True``).
+    Raises ``ValueError`` naming the keys when the checkpoint is for another architecture:
+    missing and unexpected keys with ``strict=True``, tensors of the wrong shape always
+    (``load_state_dict`` cannot load those even when not strict).
     """
     renamed = torchvision_to_cnnzoo_keys(model, state_dict)
     own = model.state_dict()
-    missing = sorted(set(own) - set(renamed))
-    unexpected = sorted(set(renamed) - set(own))
+    missing = sorted(set(own) - set(renamed)) if strict else []
+    unexpected = sorted(set(renamed) - set(own)) if strict else []
     mismatched = sorted(k for k in set(own) & set(renamed) if own[k].shape != renamed[k].shape)
-    if strict and (missing or unexpected or mismatched):
-        def few(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-        problems = []
-        if missing:
-            problems.append(f"missing {few(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {few(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatch in {few(mismatched)}")
-        raise ValueError(
-            f"checkpoint does not fit {type(model).__name__}: " + "; ".join(problems)
-        )
+    problems = [
+        f"{what} {_first_few(keys)}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch in", mismatched))
+        if keys
+    ]
+    if problems:
+        raise ValueError(f"checkpoint does not fit {type(model).__name__}: " + "; ".join(problems))
     return model.load_state_dict(renamed, strict=strict)
+
+
+def _first_few(keys: list[str], shown: int = 5) -> str:
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more

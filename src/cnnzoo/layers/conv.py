@@ -37,9 +37,11 @@ __all__ = [
     "MaxUnpool",
     "ModuleFactory",
     "conv_norm_act",
+    "conv_then_norm_act",
     "depthwise_conv",
     "dilated_conv",
     "grouped_conv",
+    "make_activation",
     "pair",
     "pointwise_conv",
     "same_padding",
@@ -106,18 +108,26 @@ class ConvNormAct(nn.Sequential):
             padding = same_padding(kernel_size, dilation)
         if bias is None:
             bias = norm_layer is None
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["conv"] = nn.Conv2d(
+        conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding,
             dilation=dilation, groups=groups, bias=bias,
         )
-        if norm_layer is not None:
-            layers["bn"] = norm_layer(out_channels)
-        if act_layer is not None:
-            layers["act"] = make_activation(act_layer)
-        super().__init__(layers)
+        super().__init__(conv_then_norm_act(conv, out_channels, norm_layer, act_layer))
         self.in_channels = in_channels
         self.out_channels = out_channels
+
+
+def conv_then_norm_act(
+    conv: nn.Module, out_channels: int, norm_layer: ModuleFactory | None, act_layer: ModuleFactory | None
+) -> OrderedDict[str, nn.Module]:
+    """The children ``conv``, ``bn`` and ``act`` of a conv-norm-activation triple, leaving
+    out the norm or the activation whose factory is ``None``."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict(conv=conv)
+    if norm_layer is not None:
+        layers["bn"] = norm_layer(out_channels)
+    if act_layer is not None:
+        layers["act"] = make_activation(act_layer)
+    return layers
 
 
 def make_activation(act_layer: ModuleFactory) -> nn.Module:
@@ -244,16 +254,11 @@ class ConvTransposeNormAct(nn.Sequential):
     ) -> None:
         if bias is None:
             bias = norm_layer is None
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        layers["conv"] = nn.ConvTranspose2d(
+        conv = nn.ConvTranspose2d(
             in_channels, out_channels, kernel_size, stride=stride, padding=padding,
             output_padding=output_padding, groups=groups, bias=bias, dilation=dilation,
         )
-        if norm_layer is not None:
-            layers["bn"] = norm_layer(out_channels)
-        if act_layer is not None:
-            layers["act"] = make_activation(act_layer)
-        super().__init__(layers)
+        super().__init__(conv_then_norm_act(conv, out_channels, norm_layer, act_layer))
         self.in_channels = in_channels
         self.out_channels = out_channels
 

@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from cnnzoo.layers.heads import check_probability
+
 __all__ = ["DenseBlock", "DenseLayer", "Transition", "compressed_channels"]
 
 # The bottleneck 1x1 conv produces bn_size * k maps; the paper uses 4k.
@@ -96,6 +98,7 @@ class DenseLayer(nn.Module):
         memory_efficient: bool = False,
     ) -> None:
         super().__init__()
+        check_probability("drop_rate", drop_rate)
         first_out = bn_size * growth_rate if bottleneck else growth_rate
         first_kernel = 1 if bottleneck else 3
         self.norm1 = nn.BatchNorm2d(in_channels)
@@ -197,6 +200,7 @@ class Transition(nn.Sequential):
             relu=nn.ReLU(inplace=True),
             conv=nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
         )
+        check_probability("drop_rate", drop_rate)
         if drop_rate > 0:
             layers["drop"] = nn.Dropout(drop_rate)
         layers["pool"] = nn.AvgPool2d(kernel_size=2, stride=2)

@@ -5,10 +5,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["ClassifierHead", "FullyConvHead", "fc_classifier"]
+__all__ = ["ClassifierHead", "FullyConvHead", "check_probability", "fc_classifier", "optional_dropout"]
 
 # Hidden width of the AlexNet / VGG fully connected classifiers (fc6, fc7).
 FC_WIDTH = 4096
+
+
+def check_probability(name: str, p: float) -> None:
+    """Raise ``ValueError`` unless ``0 <= p <= 1``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+
+
+def optional_dropout(p: float) -> nn.Module:
+    """``nn.Dropout(p)``, or ``nn.Identity`` for ``p = 0`` (nothing to print or to run)."""
+    check_probability("dropout", p)
+    return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
 class FullyConvHead(nn.Module):
@@ -24,7 +36,7 @@ class FullyConvHead(nn.Module):
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = optional_dropout(dropout)
         self.score = nn.Conv2d(in_channels, num_classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +54,7 @@ class ClassifierHead(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = optional_dropout(dropout)
         self.fc = nn.Linear(in_channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

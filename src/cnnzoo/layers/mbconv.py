@@ -119,7 +119,7 @@ class MBConv(nn.Module):
     Args:
         in_channels / out_channels: C_in and C_out.
         expand_ratio: t; the hidden width is ``make_divisible(t * C_in)``. With t = 1 there
-            is no expansion conv (EfficientNet's MBConv1).
+            is no expansion conv and the hidden width is C_in (EfficientNet's MBConv1).
         kernel_size: k of the depthwise conv (3 or 5 in EfficientNet).
         stride: of the depthwise conv.
         se_ratio: squeeze width as a fraction of ``in_channels`` (0 disables SE).
@@ -145,7 +145,9 @@ class MBConv(nn.Module):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"MBConv stride must be 1 or 2, got {stride}")
-        hidden = make_divisible(in_channels * expand_ratio)
+        # torchvision rounds C_in * 1 too, which adds an expansion conv when C_in is not a
+        # multiple of 8; EfficientNet's widths always are, so t = 1 can mean "none" here.
+        hidden = in_channels if expand_ratio == 1 else make_divisible(in_channels * expand_ratio)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.hidden_channels = hidden
@@ -154,7 +156,7 @@ class MBConv(nn.Module):
 
         self.expand = (
             pointwise_conv(in_channels, hidden, norm_layer=norm_layer, act_layer=act_layer)
-            if hidden != in_channels else None
+            if expand_ratio != 1 else None
         )
         self.depthwise = depthwise_conv(hidden, kernel_size, stride, norm_layer=norm_layer, act_layer=act_layer)
         self.se = SqueezeExcitation(hidden, max(1, int(in_channels * se_ratio)), act_layer) if se_ratio > 0 else None

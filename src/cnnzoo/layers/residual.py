@@ -49,6 +49,7 @@ __all__ = [
     "ShortcutType",
     "ZeroPadShortcut",
     "bottleneck_width",
+    "check_shortcut_type",
     "make_shortcut",
     "residual_stage",
 ]
@@ -87,6 +88,12 @@ class ZeroPadShortcut(nn.Module):
         return f"{self.in_channels}, {self.out_channels}, stride={self.stride}"
 
 
+def check_shortcut_type(shortcut_type: str) -> None:
+    """Raise ``ValueError`` unless ``shortcut_type`` is "A", "B" or "C" (He et al. 2016, sec. 3.3)."""
+    if shortcut_type not in SHORTCUT_TYPES:
+        raise ValueError(f"shortcut_type must be one of {SHORTCUT_TYPES}, got {shortcut_type!r}")
+
+
 def make_shortcut(
     in_channels: int,
     out_channels: int,
@@ -95,8 +102,7 @@ def make_shortcut(
     norm_layer: ModuleFactory = nn.BatchNorm2d,
 ) -> nn.Module:
     """The shortcut branch of a block: identity, a zero-pad (A) or a 1x1 projection (B, C)."""
-    if shortcut_type not in SHORTCUT_TYPES:
-        raise ValueError(f"shortcut_type must be one of {SHORTCUT_TYPES}, got {shortcut_type!r}")
+    check_shortcut_type(shortcut_type)
     shape_changes = stride != 1 or in_channels != out_channels
     if shortcut_type == "C" or (shortcut_type == "B" and shape_changes):
         return ConvNormAct(in_channels, out_channels, 1, stride=stride, padding=0, norm_layer=norm_layer, act_layer=None)
@@ -111,7 +117,13 @@ def bottleneck_width(planes: int, cardinality: int = 1, base_width: int = 64) ->
     ResNet (cardinality 1, base width 64) gives ``planes``; ResNeXt-50 32x4d gives
     ``floor(64 * 4 / 64) * 32 = 128`` in its first stage (Xie et al. 2017, Table 1).
     """
-    return planes * base_width // 64 * cardinality
+    width = planes * base_width // 64 * cardinality
+    if width < 1:
+        raise ValueError(
+            f"planes={planes}, base_width={base_width}, cardinality={cardinality} leave the 3x3 conv "
+            "no channels: planes * base_width must be at least 64"
+        )
+    return width
 
 
 class ResidualBlock(nn.Module):
@@ -130,6 +142,7 @@ class ResidualBlock(nn.Module):
         self, stride: int, shortcut: bool, shortcut_type: ShortcutType, norm_layer: ModuleFactory
     ) -> None:
         """Called by subclasses after building the residual branch (so modules print in order)."""
+        check_shortcut_type(shortcut_type)  # also for the plain twin, which would ignore it
         self.shortcut = shortcut
         self.downsample = (
             make_shortcut(self.in_channels, self.out_channels, stride, shortcut_type, norm_layer) if shortcut else None
@@ -258,6 +271,8 @@ def residual_stage(
 ) -> nn.Sequential:
     """``depth`` blocks; the first one changes the stride and the width (its shortcut adapts
     the input), the others keep them. Children are named ``0``, ``1``, ... as torchvision's."""
+    if depth < 1:
+        raise ValueError(f"a residual stage needs at least one block, got depth={depth}")
     blocks = [block(in_channels, planes, stride, **block_options)]
     for _ in range(depth - 1):
         blocks.append(block(blocks[-1].out_channels, planes, 1, **block_options))

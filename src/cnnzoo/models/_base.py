@@ -15,7 +15,14 @@ from typing import Sequence
 import torch
 from torch import nn
 
-__all__ = ["Classifier", "FeatureInfo", "check_image_batch", "forward_with_taps"]
+__all__ = [
+    "Classifier",
+    "FeatureInfo",
+    "check_image_batch",
+    "check_positive_int",
+    "forward_with_taps",
+    "he_normal_init",
+]
 
 
 @dataclass(frozen=True)
@@ -46,18 +53,32 @@ def check_image_batch(x: torch.Tensor, in_chans: int, min_size: int, model_name:
         )
 
 
+def check_positive_int(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer of at least 1 (``num_classes=0`` or
+    ``in_chans=-1`` would otherwise fail deep inside a layer, or not at all)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 class Classifier(nn.Module):
     """Base class of the zoo's classifiers.
 
-    Subclasses set ``self.in_chans``, ``self.num_classes``, ``self.feature_info`` and
-    ``self.min_input_size`` in ``__init__`` and implement ``_forward_stages`` (the list of
-    stage outputs) and ``forward_head``.
+    ``__init__(num_classes, in_chans)`` checks and stores both. Subclasses then set
+    ``self.feature_info`` and ``self.min_input_size`` and implement ``_forward_stages``
+    (the list of stage outputs) and ``forward_head``.
     """
 
     in_chans: int
     num_classes: int
     min_input_size: int
     feature_info: list[FeatureInfo]
+
+    def __init__(self, num_classes: int, in_chans: int) -> None:
+        super().__init__()
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("in_chans", in_chans)
+        self.num_classes = num_classes
+        self.in_chans = in_chans
 
     def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         raise NotImplementedError
@@ -76,6 +97,25 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x)[-1])
+
+
+def he_normal_init(model: nn.Module, mode: str = "fan_out") -> None:
+    """He et al. 2015 ("Delving Deep into Rectifiers") normal initialization of every conv,
+    ``std = sqrt(2 / fan)``, with zero conv biases; batch norm starts as the identity.
+
+    ``mode="fan_out"`` (fan = k^2 * C_out / groups) keeps the gradients' variance through
+    the backward pass, as torchvision's ResNet, VGG, MobileNet and EfficientNet do;
+    ``"fan_in"`` keeps the activations' variance in the forward pass (DenseNet).
+    Linear layers are left to each model.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
 
 
 def forward_with_taps(layers: nn.Sequential, x: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -17,6 +18,8 @@ class ModelInfo:
     ``params`` and ``macs`` are the *published* counts (MACs = multiply-adds at
     ``default_input``; FLOPs = 2 x MACs), ``top1`` the published ImageNet (or CIFAR) top-1
     accuracy in percent, all with their ``source``; ``None`` where nothing is published.
+    ``defaults`` are the builder's options and their default values (read from its
+    signature, so they are always the ones ``create_model`` uses).
     """
 
     name: str
@@ -54,14 +57,20 @@ def register_model(
     """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``.
 
     The remaining keyword arguments fill :class:`ModelInfo` (``default_input``,
-    ``min_input_size``, ``params``, ``macs``, ``top1``, ``dataset``, ``source``,
-    ``defaults``, ``task``).
+    ``min_input_size``, ``params``, ``macs``, ``top1``, ``dataset``, ``source``, ``task``).
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in MODELS:
             raise RuntimeError(f"model {name!r} is registered twice")
-        MODELS[name] = ModelEntry(builder, ModelInfo(name=name, family=family, paper=paper, year=year, **info))
+        defaults = {
+            option: parameter.default
+            for option, parameter in inspect.signature(builder).parameters.items()
+            if parameter.default is not inspect.Parameter.empty
+        }
+        MODELS[name] = ModelEntry(
+            builder, ModelInfo(name=name, family=family, paper=paper, year=year, defaults=defaults, **info)
+        )
         return builder
 
     return decorate

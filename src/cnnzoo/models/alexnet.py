@@ -31,13 +31,11 @@ import torch
 from torch import nn
 
 from cnnzoo.layers import ConvNormAct
-from cnnzoo.layers.heads import FC_WIDTH, fc_classifier
+from cnnzoo.layers.heads import fc_classifier
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
 from cnnzoo.models._register import register_model, torchvision_source
 
-__all__ = [
-    "AlexNet", "ConvLayer", "alexnet", "alexnet_original", "fc_classifier", "forward_with_taps", "paper_lrn",
-]
+__all__ = ["AlexNet", "ConvLayer", "alexnet", "alexnet_original", "min_input_size", "paper_lrn"]
 
 PAPER = "Krizhevsky, Sutskever and Hinton, ImageNet Classification with Deep Convolutional Neural Networks"
 
@@ -74,6 +72,22 @@ ONE_TOWER_LAYERS = (
 )
 
 POOL5_SIZE = 6  # conv5 is pooled to 6x6, so fc6 reads 256 * 6 * 6 = 9216 inputs
+POOL_KERNEL, POOL_STRIDE = 3, 2  # overlapping pooling (section 3.4): windows of 3 every 2 pixels
+
+
+def min_input_size(layers: Sequence[ConvLayer]) -> int:
+    """The smallest square input whose last pooled map is still 1x1.
+
+    Walks the table backwards from a 1-pixel output: a conv or pool with kernel k, stride s
+    and padding p gives ``n`` pixels from at least ``s * (n - 1) + k - 2p`` (63 for the
+    single tower, 67 for the paper's unpadded conv1).
+    """
+    size = 1
+    for layer in reversed(layers):
+        if layer.pool:
+            size = POOL_STRIDE * (size - 1) + POOL_KERNEL
+        size = layer.stride * (size - 1) + layer.kernel - 2 * layer.padding
+    return size
 
 
 def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
@@ -99,7 +113,8 @@ class AlexNet(Classifier):
         num_classes, in_chans: output classes and input channels.
         dropout: dropout probability of the two hidden fully connected layers.
         dropout_first: where dropout sits in each hidden layer (see :func:`fc_classifier`).
-        min_input_size: the smallest square input the table admits.
+
+    ``min_input_size`` follows from the table (:func:`min_input_size`).
     """
 
     def __init__(
@@ -109,10 +124,9 @@ class AlexNet(Classifier):
         in_chans: int = 3,
         dropout: float = 0.5,
         dropout_first: bool = True,
-        min_input_size: int = 63,
     ) -> None:
-        super().__init__()
-        self.in_chans, self.num_classes, self.min_input_size = in_chans, num_classes, min_input_size
+        super().__init__(num_classes, in_chans)
+        self.min_input_size = min_input_size(layers)
         modules: list[nn.Module] = []
         self.feature_info, self._taps = [], []
         channels, stride = in_chans, 1
@@ -125,9 +139,8 @@ class AlexNet(Classifier):
             if layer.lrn:
                 modules.append(paper_lrn())
             if layer.pool:
-                # Overlapping pooling (section 3.4): windows of 3 every 2 pixels.
-                modules.append(nn.MaxPool2d(kernel_size=3, stride=2))
-                stride *= 2
+                modules.append(nn.MaxPool2d(kernel_size=POOL_KERNEL, stride=POOL_STRIDE))
+                stride *= POOL_STRIDE
                 self._taps.append(len(modules) - 1)
                 self.feature_info.append(FeatureInfo(channels, stride, f"pool{index}"))
         self.features = nn.Sequential(*modules)
@@ -146,22 +159,22 @@ class AlexNet(Classifier):
 @register_model(
     "alexnet", family="alexnet",
     paper="Krizhevsky, One weird trick for parallelizing convolutional neural networks", year=2014,
-    default_input=(3, 224, 224), min_input_size=63,
+    default_input=(3, 224, 224), min_input_size=min_input_size(ONE_TOWER_LAYERS),
     params=61_100_840, macs=714_000_000, top1=56.522, dataset="ImageNet-1k",
     source=torchvision_source("AlexNet_Weights.IMAGENET1K_V1"),
 )
 def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
     """Single-tower AlexNet, torchvision's layout and weights."""
-    return AlexNet(ONE_TOWER_LAYERS, num_classes, in_chans, dropout, dropout_first=True, min_input_size=63)
+    return AlexNet(ONE_TOWER_LAYERS, num_classes, in_chans, dropout, dropout_first=True)
 
 
 @register_model(
     "alexnet_original", family="alexnet", paper=PAPER, year=2012,
-    default_input=(3, 227, 227), min_input_size=67,
+    default_input=(3, 227, 227), min_input_size=min_input_size(ORIGINAL_LAYERS),
     params=60_965_224, top1=62.5, dataset="ImageNet ILSVRC-2010 test",
     source="Krizhevsky et al. 2012: parameters summed from the layer table of section 3.5 "
            "(the paper rounds to 60 million); top-1 error 37.5% (abstract, Table 1)",
 )
 def alexnet_original(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
     """The 2012 two-tower AlexNet as grouped convolutions, with LRN, at 227x227."""
-    return AlexNet(ORIGINAL_LAYERS, num_classes, in_chans, dropout, dropout_first=False, min_input_size=67)
+    return AlexNet(ORIGINAL_LAYERS, num_classes, in_chans, dropout, dropout_first=False)

@@ -49,7 +49,7 @@ from torch import nn
 
 from cnnzoo.layers.dense import DEFAULT_BN_SIZE, DenseBlock, Transition, compressed_channels
 from cnnzoo.layers.heads import ClassifierHead
-from cnnzoo.models._base import Classifier, FeatureInfo
+from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
 
 __all__ = ["CONFIGS", "DenseNet"]
@@ -128,11 +128,9 @@ class DenseNet(Classifier):
         num_classes: int = 1000,
         in_chans: int = 3,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
-        self.in_chans = in_chans
-        self.num_classes = num_classes
         self.min_input_size = min_input_size(stem, len(block_config) - 1)
 
         layers = self._stem(stem, in_chans, num_init_features)
@@ -196,15 +194,9 @@ class DenseNet(Classifier):
         )
 
     def _init_weights(self) -> None:
-        # He initialization (the paper follows He et al., 2015) for the convs.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.zeros_(module.bias)
+        # He initialization (the paper follows He et al., 2015), fan-in as torchvision's.
+        he_normal_init(self, mode="fan_in")
+        nn.init.zeros_(self.head.fc.bias)
 
     def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         stages = []

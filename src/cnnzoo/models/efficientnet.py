@@ -48,7 +48,7 @@ from torch import nn
 from cnnzoo.layers.conv import ConvNormAct, ModuleFactory
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.mbconv import MBConv, make_divisible
-from cnnzoo.models._base import Classifier, FeatureInfo
+from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model
 
 __all__ = [
@@ -208,9 +208,14 @@ class EfficientNet(Classifier):
         norm_layer: ModuleFactory = nn.BatchNorm2d,
         stages: tuple[Stage, ...] = B0_STAGES,
     ) -> None:
-        super().__init__()
-        self.in_chans = in_chans
-        self.num_classes = num_classes
+        super().__init__(num_classes, in_chans)
+        if scaling.width <= 0 or scaling.depth <= 0:
+            raise ValueError(
+                f"width and depth multipliers must be positive, got width={scaling.width}, "
+                f"depth={scaling.depth} (a phi far below 0 rounds them to 0)"
+            )
+        if not 0.0 <= stochastic_depth <= 1.0:
+            raise ValueError(f"stochastic_depth must be in [0, 1], got {stochastic_depth}")
         self.min_input_size = 1  # padded convs and global pooling accept any size
         self.scaling = scaling
         self.default_input = (in_chans, scaling.resolution, scaling.resolution)
@@ -285,18 +290,10 @@ class EfficientNet(Classifier):
     def _init_weights(self) -> None:
         # As the reference implementation: He-normal (fan-out) convs, unit BN, and a uniform
         # classifier in +-1/sqrt(num_classes).
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                bound = 1.0 / math.sqrt(module.out_features)
-                nn.init.uniform_(module.weight, -bound, bound)
-                nn.init.zeros_(module.bias)
+        he_normal_init(self)
+        bound = 1.0 / math.sqrt(self.head.fc.out_features)
+        nn.init.uniform_(self.head.fc.weight, -bound, bound)
+        nn.init.zeros_(self.head.fc.bias)
 
     def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
@@ -381,7 +378,6 @@ def _make_builder(variant: str):
         macs=macs,
         top1=top1,
         source=_source(variant),
-        defaults={"scaling": "released", "phi": PHI[variant], "dropout": DROPOUT[variant]},
     )(build)
 
 

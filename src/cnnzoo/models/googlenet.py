@@ -166,9 +166,8 @@ class GoogLeNet(InceptionNet):
         dropout: float = 0.2,
         dropout_aux: float = 0.7,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         check_transform_input(transform_input, in_chans)
-        self.in_chans, self.num_classes = in_chans, num_classes
         self.aux_logits, self.transform_input = aux_logits, transform_input
         self.min_input_size = 15  # the third max-pool needs a 2x2 map (torchvision: min_size 15x15)
         self.stages, self.aux_taps = STAGES, AUX_TAPS
@@ -214,7 +213,6 @@ class GoogLeNet(InceptionNet):
     dataset="ImageNet-1k",
     source="torchvision 0.28 GoogLeNet_Weights.IMAGENET1K_V1 (num_params without the aux heads, "
     "_ops 1.498 G multiply-adds, acc@1); the paper budgets 1.5 G multiply-adds",
-    defaults={"aux_logits": False, "transform_input": False, "paper_5x5": False, "dropout": 0.2, "dropout_aux": 0.7},
 )
 def googlenet(
     num_classes: int = 1000,

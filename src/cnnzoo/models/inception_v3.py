@@ -106,9 +106,8 @@ class InceptionV3(InceptionNet):
         transform_input: bool = False,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         check_transform_input(transform_input, in_chans)
-        self.in_chans, self.num_classes = in_chans, num_classes
         self.aux_logits, self.transform_input = aux_logits, transform_input
         # Mixed_7a's valid 3x3/2 conv needs a 3x3 map: 75x75 is the smallest input giving it.
         self.min_input_size = 75
@@ -158,7 +157,6 @@ class InceptionV3(InceptionNet):
     dataset="ImageNet-1k",
     source="torchvision 0.28 Inception_V3_Weights.IMAGENET1K_V1 (num_params with the aux head, "
     "_ops 5.713 G multiply-adds, acc@1; weights ported from the paper's TensorFlow model)",
-    defaults={"aux_logits": True, "transform_input": False, "dropout": 0.5},
 )
 def inception_v3(
     num_classes: int = 1000,

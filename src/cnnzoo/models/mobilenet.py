@@ -34,7 +34,7 @@ from torch import nn
 
 from cnnzoo.layers import ClassifierHead, ConvNormAct, DepthwiseSeparableConv
 from cnnzoo.layers.conv import ModuleFactory
-from cnnzoo.models._base import Classifier, FeatureInfo
+from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model
 
 __all__ = ["MobileNetV1", "SEPARABLE_LAYERS", "STEM_CHANNELS", "mobilenet_v1", "scale_channels"]
@@ -86,10 +86,9 @@ class MobileNetV1(Classifier):
         dropout: float = 0.0,
         separable: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
-        self.in_chans, self.num_classes = in_chans, num_classes
         channels = scale_channels(STEM_CHANNELS, width_mult)
         self.stem = ConvNormAct(in_chans, channels, 3, stride=2, act_layer=act_layer)
         block = DepthwiseSeparableConv if separable else ConvNormAct
@@ -104,15 +103,7 @@ class MobileNetV1(Classifier):
             self.feature_info.append(FeatureInfo(channels, stride, f"stage{index}"))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(channels, num_classes, dropout)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_normal_init(self)
 
     def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)

@@ -29,7 +29,7 @@ from torch import nn
 from cnnzoo.layers.conv import ConvNormAct
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, residual_stage
-from cnnzoo.models._base import Classifier, FeatureInfo
+from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
 
 __all__ = ["ResNet"]
@@ -110,13 +110,11 @@ class ResNet(Classifier):
         zero_init_residual: bool = False,
         drop_rate: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_chans)
         if len(depths) != len(widths):
             raise ValueError(f"{len(depths)} stage depths but {len(widths)} stage widths")
         if zero_init_residual and not shortcut:
             raise ValueError("zero_init_residual needs shortcuts: a plain net would start with all-zero blocks")
-        self.in_chans = in_chans
-        self.num_classes = num_classes
         self.min_input_size = MIN_INPUT_SIZE
 
         if stem == "imagenet":
@@ -151,13 +149,7 @@ class ResNet(Classifier):
         self._init_weights(zero_init_residual)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
-        # He et al. 2015 ("Delving Deep into Rectifiers") normal init, as the paper and torchvision.
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_normal_init(self)  # as the paper (sec. 3.4) and torchvision
         if zero_init_residual:
             for module in self.modules():
                 if isinstance(module, ResidualBlock):
@@ -186,8 +178,8 @@ def imagenet_resnet(depth: int, num_classes: int, in_chans: int, **options: Any)
 
 def cifar_resnet(depth: int, num_classes: int, in_chans: int, **options: Any) -> ResNet:
     """The 6n+2-layer CIFAR-10 ResNet (He et al. 2016, sec. 4.2)."""
-    if (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n + 2, got {depth}")
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, ...), got {depth}")
     n = (depth - 2) // 6
     return ResNet(
         BasicBlock, (n, n, n), num_classes, in_chans,

@@ -83,8 +83,8 @@ class SqueezeNet(Classifier):
         in_chans: int = 3,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.in_chans, self.num_classes, self.min_input_size = in_chans, num_classes, config.min_input_size
+        super().__init__(num_classes, in_chans)
+        self.min_input_size = config.min_input_size
         channels, stride = config.stem_channels, 2
         modules: list[nn.Module] = [
             nn.Conv2d(in_chans, channels, config.stem_kernel, stride=2),  # "valid", as in the paper

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cnnzoo.layers import ConvNormAct
-from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
+from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
 from cnnzoo.layers.heads import fc_classifier
 
@@ -82,8 +82,10 @@ class VGG(Classifier):
         batch_norm: bool = False,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
-        self.in_chans, self.num_classes, self.min_input_size = in_chans, num_classes, MIN_INPUT
+        super().__init__(num_classes, in_chans)
+        if len(depths) != len(STAGE_WIDTHS):
+            raise ValueError(f"VGG has {len(STAGE_WIDTHS)} stages, got {len(depths)} stage depths: {tuple(depths)}")
+        self.min_input_size = MIN_INPUT
         modules: list[nn.Module] = []
         self.feature_info, self._taps = [], []
         channels = in_chans
@@ -107,11 +109,9 @@ class VGG(Classifier):
     def _init_weights(self) -> None:
         # He et al. 2015 initialization for the convs (the paper pre-trained the shallow
         # net A to initialize the deeper ones; He init trains them from scratch).
+        he_normal_init(self)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
+            if isinstance(module, nn.Linear):
                 nn.init.normal_(module.weight, 0.0, 0.01)  # the paper's N(0, 10^-2)
                 nn.init.zeros_(module.bias)
 
