@@ -356,6 +356,15 @@ def test_meta_model_and_shared_parameters():
     assert s.total.macs == 8 * 8 * 4 * 3 + 2 * 8 * 8 * 4 * 4 * 9
 
 
+def test_count_params_of_trainable_parameters_only():
+    model = small_net()  # conv 224, BN 16, linear 5130
+    for p in model[0].parameters():
+        p.requires_grad_(False)
+    assert count_params(model) == 224 + 16 + 5130
+    assert count_params(model, trainable_only=True) == 16 + 5130
+    assert summarize(model, (3, 16, 16)).total.trainable_params == 16 + 5130
+
+
 def test_count_macs_is_conv_plus_linear_for_one_image():
     model = small_net()
     assert count_macs(model, (3, 16, 16)) == 16 * 16 * 8 * 27 + 512 * 10 == flop_counter_macs(small_net(), (3, 16, 16))

@@ -1,13 +1,21 @@
 """Image and label-map files, and the ``segment-classic`` command."""
 
 import argparse
+import io
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from cnnzoo.classical import kmeans_segmentation, region_growing, split_and_merge
-from cnnzoo.classical.io import label_palette, read_image, read_label_map, write_label_map, write_overlay
+from cnnzoo.classical.io import (
+    display_rgb,
+    label_palette,
+    read_image,
+    read_label_map,
+    write_label_map,
+    write_overlay,
+)
 from cnnzoo.cli import segment_classic
 
 # Files --------------------------------------------------------------------------------------
@@ -52,6 +60,10 @@ def test_read_image_modes(tmp_path):
     loaded = read_image(tmp_path / "deep.png")
     assert loaded.dtype == np.uint16
     np.testing.assert_array_equal(loaded, deep)
+    Image.frombytes("I;16B", (2, 2), deep.astype(">u2").tobytes()).save(tmp_path / "big-endian.tif")
+    loaded = read_image(tmp_path / "big-endian.tif")
+    assert loaded.dtype == np.uint16  # native byte order: 16-bit defaults and display apply
+    np.testing.assert_array_equal(loaded, deep)
 
 
 def test_read_image_errors(tmp_path):
@@ -62,6 +74,24 @@ def test_read_image_errors(tmp_path):
         read_image(tmp_path / "text.png")
     with pytest.raises(ValueError, match="folder"):
         read_image(tmp_path)
+    (tmp_path / "truncated.png").write_bytes(_png_bytes()[:60])  # a header and half a chunk
+    with pytest.raises(ValueError, match="cannot read"):
+        read_image(tmp_path / "truncated.png")
+
+
+def _png_bytes() -> bytes:
+    stream = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)).save(stream, "PNG")
+    return stream.getvalue()
+
+
+def test_image_too_large_for_pillow_is_a_clear_error(tmp_path, monkeypatch):
+    # Pillow refuses images past twice its MAX_IMAGE_PIXELS (a decompression-bomb guard) with
+    # an exception that is neither an OSError nor a ValueError.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    Image.new("L", (16, 16)).save(tmp_path / "big.png")  # 256 > 2 x 100 pixels
+    with pytest.raises(ValueError, match="cannot read .*big.png as an image: Image size"):
+        read_image(tmp_path / "big.png")
 
 
 def test_overlay_tints_regions_and_outlines_them(tmp_path):
@@ -78,6 +108,15 @@ def test_overlay_tints_regions_and_outlines_them(tmp_path):
     np.testing.assert_array_equal(overlay[:, 2], 255)  # the last column of region 0 touches region 1
     np.testing.assert_array_equal(overlay[:, 3], 255)
     assert (overlay[:, 0] != 255).any()
+
+
+def test_display_rgb_scales_each_kind_of_image_to_0_255():
+    np.testing.assert_array_equal(display_rgb(np.array([[10, 200]], dtype=np.uint8)), [[[10] * 3, [200] * 3]])
+    np.testing.assert_array_equal(display_rgb(np.array([[257, 65535]], dtype=np.uint16)), [[[1] * 3, [255] * 3]])
+    np.testing.assert_array_equal(display_rgb(np.array([[0.0, 0.5]])), [[[0] * 3, [127.5] * 3]])  # [0, 1]
+    np.testing.assert_array_equal(display_rgb(np.array([[-1.0, 3.0]])), [[[0] * 3, [255] * 3]])  # stretched
+    np.testing.assert_array_equal(display_rgb(np.full((1, 1, 4), 9, dtype=np.uint8)), [[[9, 9, 9]]])  # alpha dropped
+    np.testing.assert_array_equal(display_rgb(np.array([[[0, 6]]], dtype=np.uint8)), [[[3, 3, 3]]])  # 2 channels: gray
 
 
 def test_palette_colours_are_distinct():
@@ -102,20 +141,26 @@ def picture(tmp_path):
     return path, image
 
 
+LEFT_HALF = np.repeat((np.arange(20) < 10)[None, :], 16, axis=0).astype(int)  # the picture's left half
+
+
 @pytest.mark.parametrize(
-    ("argv", "expected"),
+    ("argv", "expected", "known"),
     [
-        (["region-growing", "--threshold", "30", "--seed", "0,19"], lambda im: region_growing(im, [(0, 19)], 30)),
+        # the seed is on the right: the right half is region 0
+        (["region-growing", "--threshold", "30", "--seed", "0,19"], lambda im: region_growing(im, [(0, 19)], 30),
+         LEFT_HALF),
         (["kmeans", "--k", "2", "--texture", "none", "--window", "1"],
-         lambda im: kmeans_segmentation(im, 2, window=1, texture=None)),
-        (["split-merge", "--min-block", "2"], lambda im: split_and_merge(im, min_block=2)),
+         lambda im: kmeans_segmentation(im, 2, window=1, texture=None), 1 - LEFT_HALF),
+        (["split-merge", "--min-block", "2"], lambda im: split_and_merge(im, min_block=2), 1 - LEFT_HALF),
     ],
 )
-def test_command_writes_the_library_result(picture, tmp_path, capsys, argv, expected):
+def test_command_writes_the_library_result(picture, tmp_path, capsys, argv, expected, known):
     path, image = picture
     out, overlay = tmp_path / "mask.png", tmp_path / "overlay.png"
     args = parse(["segment-classic", argv[0], str(path), "--out", str(out), "--overlay", str(overlay), *argv[1:]])
     assert args.run(args) == 0
+    np.testing.assert_array_equal(read_label_map(out), known)  # the answer by construction
     np.testing.assert_array_equal(read_label_map(out), expected(image))
     assert read_image(overlay).shape == (16, 20, 3)
     assert "2 regions" in capsys.readouterr().out
@@ -141,11 +186,16 @@ def test_command_predicate_option(picture, tmp_path):
         (["split-merge", "PICTURE", "--predicate", "max-range"], ValueError, "needs --threshold"),
         (["split-merge", "PICTURE", "--min-block", "3"], ValueError, "power of two"),
         (["kmeans", "PICTURE", "--k", "2", "--threshold", "3"], ValueError, "needs --predicate"),
+        # output paths are checked before the image is even read
+        (["kmeans", "MISSING", "--k", "2", "--out", "FOLDER"], ValueError, "it is a folder"),
+        (["kmeans", "MISSING", "--k", "2", "--overlay", "NOWHERE"], FileNotFoundError, "output folder does not exist"),
     ],
 )
 def test_command_user_errors(picture, tmp_path, argv, error, message):
     path, _ = picture
-    argv = [str(path) if a == "PICTURE" else str(tmp_path / "missing.png") if a == "MISSING" else a for a in argv]
+    stand_ins = {"PICTURE": path, "MISSING": tmp_path / "missing.png", "FOLDER": tmp_path,
+                 "NOWHERE": tmp_path / "no" / "overlay.png"}
+    argv = [str(stand_ins.get(a, a)) for a in argv]
     args = parse(["segment-classic", *argv])
     with pytest.raises(error, match=message):
         segment_classic.run(args)

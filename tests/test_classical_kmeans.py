@@ -95,6 +95,8 @@ def test_same_random_state_same_answer():
         (np.zeros((2, 3)), {"k": 2, "texture": "gabor"}, "texture"),
         (np.zeros((2, 3)), {"k": 2, "texture_weight": -1}, "texture_weight"),
         (np.zeros((2, 3)), {"k": 2, "connectivity": 5}, "connectivity"),
+        (np.zeros((2, 3)), {"k": 2, "random_state": -1}, "random_state"),
+        (np.zeros((2, 3)), {"k": 2, "random_state": 2**32}, "random_state"),
     ],
 )
 def test_bad_input(image, options, message):

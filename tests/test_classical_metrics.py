@@ -19,6 +19,7 @@ from cnnzoo.classical import (
     score_regions,
     score_segmentation,
 )
+from cnnzoo.classical.metrics import true_class_totals
 
 TRUTH = np.array([[0, 0, 1], [1, 2, 2]])
 PRED = np.array([[0, 1, 1], [1, 2, 0]])
@@ -28,6 +29,13 @@ def test_confusion_matrix_by_hand():
     # Rows are true classes: class 0 -> predicted 0 and 1; class 1 -> 1, 1; class 2 -> 2 and 0.
     expected = [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
     np.testing.assert_array_equal(confusion_matrix(TRUTH, PRED, 3), expected)
+
+
+def test_true_class_totals_count_scored_pixels_per_class():
+    np.testing.assert_array_equal(true_class_totals(TRUTH, 4), [2, 2, 2, 0])
+    np.testing.assert_array_equal(true_class_totals(np.array([[0, 0, 5], [1, 5, 2]]), 3, ignore_index=5), [2, 1, 1])
+    with pytest.raises(ValueError, match="truth holds label 3"):
+        true_class_totals(np.array([0, 3]), 3)
 
 
 def test_iou_and_accuracy_by_hand():

@@ -80,6 +80,14 @@ def test_default_threshold_is_a_tenth_of_the_dtype_range():
     assert region_growing(np.array([[0.0, 0.11]])).max() == 1
 
 
+def test_default_threshold_of_a_float_image_outside_0_1_is_a_tenth_of_its_span():
+    # A float TIFF holding 0-255 values: 10% of 0..1 would make every pixel a region.
+    image = np.array([[0.0, 25.0, 250.0]])  # span 250: threshold 25
+    np.testing.assert_array_equal(region_growing(image), [[0, 0, 1]])
+    np.testing.assert_array_equal(region_growing(image - 100), [[0, 0, 1]])  # negative values too
+    np.testing.assert_array_equal(region_growing(np.array([[0.0, 26.0, 250.0]])), [[0, 1, 2]])
+
+
 def test_regions_cover_the_image_do_not_overlap_and_are_connected():
     image = np.random.default_rng(0).integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
     labels = region_growing(image, seeds=[(3, 4), (10, 20)], threshold=80)

@@ -1,5 +1,7 @@
 """Split and merge on images whose right answer is known by construction, and the lecture's definition."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,11 @@ def test_default_predicate_is_a_std_of_five_percent_of_the_range():
     assert split_and_merge(halves).max() == 0
     halves[:, 2:] = 30  # standard deviation 15: two
     np.testing.assert_array_equal(split_and_merge(halves), halves == 30)
+    # A float image outside [0, 1] has no nominal range: its own span stands in.
+    floats = np.zeros((4, 4))
+    floats[:, 2:] = 200.0
+    floats[0, 0] = 18.0  # span 200, threshold 10: the left half (std 6.0) holds, the union (std 100) not
+    np.testing.assert_array_equal(split_and_merge(floats), floats == 200.0)
 
 
 def test_merge_stage_on_a_given_label_map():
@@ -117,3 +124,45 @@ def test_bad_input():
         merge_adjacent_regions(np.zeros((3, 3)), np.zeros((3, 4), dtype=int), MaxRange(1))
     with pytest.raises(ValueError, match="integers"):
         merge_adjacent_regions(np.zeros((3, 3)), np.zeros((3, 3)), MaxRange(1))
+
+
+def test_large_region_takes_in_many_small_neighbours_in_one_round(monkeypatch):
+    # A flat region and 20 separate outlier pixels of 40 (salt-and-pepper noise). With MaxStd(8)
+    # the region can take in 10 of them: std 40 sqrt(p (1 - p)) <= 8 for p = m / (236 + m)
+    # means m <= 10.28. They all pick the region, so they join it most similar first, ties by
+    # label, in one round; taking one per round made noisy images cost thousands of rounds.
+    module = importlib.import_module("cnnzoo.classical.split_merge")
+    real_round = module._merge_round
+    rounds = []
+
+    def counted_round(*args):
+        rounds.append(args)
+        return real_round(*args)
+
+    monkeypatch.setattr(module, "_merge_round", counted_round)
+
+    image = np.zeros((16, 16))
+    labels = np.zeros((16, 16), dtype=int)
+    spots = [(r, c) for r in range(1, 16, 3) for c in range(1, 16, 4)][:20]  # no two touch
+    for label, (r, c) in enumerate(spots, start=1):
+        image[r, c] = 40.0
+        labels[r, c] = label
+    merged = merge_adjacent_regions(image, labels, MaxStd(8))
+    assert len(rounds) == 1
+    expected = np.zeros((16, 16), dtype=int)
+    for number, (r, c) in enumerate(spots[10:], start=1):  # outliers 11..20 stay alone, in raster order
+        expected[r, c] = number
+    np.testing.assert_array_equal(merged, expected)
+
+
+def test_running_sums_and_maxima_restart_with_each_run():
+    from cnnzoo.classical.split_merge import _running_max, _running_sum
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(40, 3)) * 1e6 + rng.normal(size=(40, 3)) * 1e-6  # digits an offset would lose
+    run = np.sort(rng.integers(0, 7, size=40))
+    run = np.unique(run, return_inverse=True)[1]  # 0, 0, 1, ...: no empty run
+    expected_max = np.concatenate([np.maximum.accumulate(values[run == k], axis=0) for k in range(run.max() + 1)])
+    expected_sum = np.concatenate([np.cumsum(values[run == k], axis=0) for k in range(run.max() + 1)])
+    np.testing.assert_array_equal(_running_max(values, run), expected_max)
+    np.testing.assert_allclose(_running_sum(values, run), expected_sum, rtol=0, atol=1e-6)

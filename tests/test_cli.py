@@ -8,7 +8,11 @@ import sys
 
 import pytest
 
+import torch
+
+import cnnzoo
 from cnnzoo.cli.main import main
+from cnnzoo.cli.zoo import meta_model
 
 # torchvision 0.28 weights metadata (tests/fixtures/torchvision/metadata.json)
 RESNET18_PARAMS = 11_689_512
@@ -56,6 +60,35 @@ def test_summary_formats(capsys, fmt, marker):
     assert "layer1" in out
 
 
+def test_summary_names_the_registered_model(capsys):
+    _, out, _ = run_cli(capsys, "summary", "resnet18", "--format", "json", "--depth", "0")
+    assert json.loads(out)["model"] == "resnet18"  # not the class name, ResNet, shared by five models
+    _, out, _ = run_cli(capsys, "summary", "resnet18", "--depth", "0")
+    assert out.startswith("resnet18, batch of 1")
+
+
+def test_summary_plot_into_a_folder_fails_before_any_output(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "summary", "resnet18", "--plot", str(tmp_path))
+    assert code == 2 and out == ""
+    assert err.strip() == f"cnnzoo summary: error: cannot write {tmp_path}: it is a folder; give a file name"
+
+
+def test_summary_plot_creates_a_missing_folder(capsys, tmp_path):
+    path = tmp_path / "new" / "folder" / "costs.png"
+    code, _, _ = run_cli(capsys, "summary", "squeezenet1_1", "--plot", str(path))
+    assert code == 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("argv, depth", [([], 1), (["--depth", "2"], 2)])
+def test_summary_plot_is_drawn_at_the_tables_depth(capsys, tmp_path, monkeypatch, argv, depth):
+    from cnnzoo.analysis.summary import Summary
+
+    drawn = []
+    monkeypatch.setattr(Summary, "plot", lambda self, path, depth=1, title=None: drawn.append(depth))
+    code, _, _ = run_cli(capsys, "summary", "resnet20", "--plot", str(tmp_path / "x.png"), *argv)
+    assert code == 0 and drawn == [depth]
+
+
 def test_summary_plot_writes_a_png(capsys, tmp_path):
     path = tmp_path / "costs.png"
     code, _, _ = run_cli(capsys, "summary", "resnet18", "--depth", "1", "--plot", str(path))
@@ -71,6 +104,11 @@ def test_summary_plot_writes_a_png(capsys, tmp_path):
     (["summary", "resnet18", "-k", "width"], "NAME=VALUE"),
     (["compare", "resnet18", "vgg1"], "unknown model"),
     (["explain", "no-such-topic"], "topic"),
+    (["summary", "resnet18", "--depth", "-1"], "depth must be a non-negative integer"),
+    (["summary", "resnet18", "--input", "99999999999"], "cannot create an input of size"),
+    # an option of the wrong type fails deep inside PyTorch unless the builder checks it
+    (["summary", "mobilenet_v1", "-k", "width_mult=abc"], "width_mult"),
+    (["summary", "resnet18", "-k", "num_classes=[10]"], "num_classes"),
 ])
 def test_user_errors_exit_2_with_one_line(capsys, argv, message):
     code, out, err = run_cli(capsys, *argv)
@@ -92,6 +130,7 @@ def test_compare_json(capsys):
 def test_explain_lists_topics_and_computes_the_examples(capsys):
     code, out, _ = run_cli(capsys, "explain")
     assert code == 0 and "depthwise-separable" in out
+    assert "Cost of a convolution layer" in out  # each topic with its title
     code, out, _ = run_cli(capsys, "explain", "depthwise-separable")
     assert code == 0 and "162" in out and "72" in out
 
@@ -108,3 +147,16 @@ def test_console_script_reports_errors_without_traceback():
 def test_help_has_examples():
     result = subprocess.run([sys.executable, "-m", "cnnzoo.cli.main", "summary", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "example" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["resnet20", "googlenet", "efficientnet_b0", "densenet40_k12"])
+def test_meta_model_has_the_real_models_shapes(name):
+    # meta_model skips the random initialisers (nothing to fill on the meta device): the
+    # model must come out the same as one built on the CPU, only without values.
+    meta = meta_model(name)
+    real = cnnzoo.create_model(name)
+    assert all(t.is_meta for t in meta.state_dict().values())
+    assert {k: (v.shape, v.dtype) for k, v in meta.state_dict().items()} == \
+        {k: (v.shape, v.dtype) for k, v in real.state_dict().items()}
+    # the initialisers still work outside it
+    assert torch.nn.init.normal_(torch.zeros(1000)).std() > 0.5

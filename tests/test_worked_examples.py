@@ -38,6 +38,9 @@ def test_1x1_bottleneck_0_97_billion_almost_7_times():
     assert summary.total.output_shape == (1, 64, 128, 128)  # an output volume of the same size
     ratio = 6_710_886_400 / 973_078_528
     assert 6.5 < ratio < 7 and round(ratio) == 7
+    # the weights shrink too: 256 x 32 (1x1) + 5 x 5 x 32 x 64 against 5 x 5 x 256 x 64
+    assert f.bottleneck_params(256, 32, 64, 5) == 256 * 32 + 5 * 5 * 32 * 64 == count_params(block) == 59_392
+    assert f.conv_params(256, 64, 5) == 409_600
 
 
 # --------------------------------------------------------------------------- seed 001: depthwise separable

@@ -378,11 +378,7 @@ class _Tracer(TorchDispatchMode):
             regions = [_adaptive_regions(i, o) for i, o in zip(in_sizes, out_sizes)]
             self._add(call.ops, self._op_kind(call, "pool"), math.prod(first.shape[:-spatial]) * math.prod(r[1] for r in regions))
             if rf is not None and len(rf.size) == spatial:
-                rf = _RF(
-                    tuple(s + (r[0] - 1) * j for s, r, j in zip(rf.size, regions, rf.jump)),
-                    tuple(j * i / o for j, i, o in zip(rf.jump, in_sizes, out_sizes)),
-                    rf.spatial,
-                )
+                rf = self._resampled_rf(rf, [r[0] for r in regions], in_sizes, out_sizes)
         elif kind == "reduce":
             self._add(call.ops, self._op_kind(call, "pool"), x.numel())
             if rf is not None:
@@ -392,16 +388,12 @@ class _Tracer(TorchDispatchMode):
             spatial = first.dim() - 2
             self._add(call.ops, self._op_kind(call, "resample"), first.numel() * taps**spatial)
             if rf is not None and len(rf.size) == spatial:
-                rf = _RF(
-                    tuple(s + (taps - 1) * j for s, j in zip(rf.size, rf.jump)),
-                    tuple(j * i / o for j, i, o in zip(rf.jump, x.shape[-spatial:], first.shape[-spatial:])),
-                    rf.spatial,
-                )
+                rf = self._resampled_rf(rf, [taps] * spatial, x.shape[-spatial:], first.shape[-spatial:])
         elif kind == "unpool":
             spatial = first.dim() - 2
             self._add(call.ops, self._op_kind(call, "resample"), x.numel())
             if rf is not None and len(rf.size) == spatial:
-                rf = _RF(rf.size, tuple(j * i / o for j, i, o in zip(rf.jump, x.shape[-spatial:], first.shape[-spatial:])), rf.spatial)
+                rf = self._resampled_rf(rf, [1] * spatial, x.shape[-spatial:], first.shape[-spatial:])
         elif kind == "memory":
             if name in _VIEWLIKE and rf is not None:
                 rf = self._reshape_rf(rf, x, first)
@@ -455,6 +447,17 @@ class _Tracer(TorchDispatchMode):
                 sizes.append(size + (k_eff - 1) * jump)
                 jumps.append(jump * s)
         return _RF(tuple(sizes), tuple(jumps), rf.spatial)
+
+    @staticmethod
+    def _resampled_rf(rf: _RF, windows: Sequence[int], in_sizes: Sequence[int], out_sizes: Sequence[int]) -> _RF:
+        """A map resampled from ``in_sizes`` to ``out_sizes`` (adaptive pooling, upsampling,
+        unpooling) whose units each read ``windows`` neighbouring inputs per axis: the field
+        grows by ``window - 1`` jumps and the jump scales by ``in / out``."""
+        return _RF(
+            tuple(s + (w - 1) * j for s, w, j in zip(rf.size, windows, rf.jump)),
+            tuple(j * i / o for j, i, o in zip(rf.jump, in_sizes, out_sizes)),
+            rf.spatial,
+        )
 
     @staticmethod
     def _globalize(rf: _RF, extents: Sequence[int], axes: Iterable[int] | None = None) -> _RF:
@@ -523,13 +526,14 @@ def _rf_text(values: tuple[float, ...] | None) -> str:
     return "x".join(str(v) for v in values)
 
 
-def _si(n: float) -> str:
-    if n == 0:
-        return "0"
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return str(int(n))
+def format_count(value: float | int | None, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (SI prefixes: k, M, G, T); ``unit`` is appended ('4.82 MB')."""
+    if value is None:
+        return "-"
+    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {suffix}{unit}"
+    return f"{int(value)}{' ' + unit if unit else ''}"
 
 
 def _bytes(n: float) -> str:
@@ -614,25 +618,25 @@ class Summary:
 
     def _cells(self, depth: int | None) -> list[tuple[str, ...]]:
         return [
-            (r.label, r.type, _shape_text(r.output_shape), f"{r.params:,}", _si(r.macs), _si(r.other_ops),
-             _bytes(r.act_bytes), _rf_text(r.rf), _rf_text(r.jump))
+            (r.label, r.type, _shape_text(r.output_shape), f"{r.params:,}", format_count(r.macs),
+             format_count(r.other_ops), _bytes(r.act_bytes), _rf_text(r.rf), _rf_text(r.jump))
             for r in self.grouped(depth)
         ]
 
     def _total_cells(self) -> tuple[str, ...]:
         t = self.total
-        return ("Total", "", _shape_text(t.output_shape), f"{t.params:,}", _si(t.macs), _si(t.other_ops),
-                _bytes(t.activation_bytes), _rf_text(t.rf), _rf_text(t.jump))
+        return ("Total", "", _shape_text(t.output_shape), f"{t.params:,}", format_count(t.macs),
+                format_count(t.other_ops), _bytes(t.activation_bytes), _rf_text(t.rf), _rf_text(t.jump))
 
     def _total_lines(self) -> list[str]:
         t = self.total
-        ops = ", ".join(f"{k} {_si(v)}" for k, v in t.ops.items() if v) or "none"
-        macs = ", ".join(f"{k} {_si(v)}" for k, v in t.macs_by_kind.items() if v) or "none"
+        ops = ", ".join(f"{k} {format_count(v)}" for k, v in t.ops.items() if v) or "none"
+        macs = ", ".join(f"{k} {format_count(v)}" for k, v in t.macs_by_kind.items() if v) or "none"
         return [
             f"Input: {_shape_text(t.input_size)} ({_bytes(t.input_bytes)}); output: {_shape_text(t.output_shape)}",
             f"Parameters: {t.params:,} ({t.trainable_params:,} trainable, {_bytes(t.param_bytes)})",
-            f"MACs: {t.macs:,} ({_si(t.macs)}; {macs}) = {_si(t.flops)} FLOPs",
-            f"Other operations: {_si(t.other_ops)} ({ops})",
+            f"MACs: {t.macs:,} ({format_count(t.macs)}; {macs}) = {format_count(t.flops)} FLOPs",
+            f"Other operations: {format_count(t.other_ops)} ({ops})",
             f"Activation memory: {_bytes(t.activation_bytes)} ({t.activation_bytes:,} bytes)",
             f"Receptive field: {_rf_text(t.rf)} pixels, jump {_rf_text(t.jump)}",
         ]
@@ -709,6 +713,11 @@ class Summary:
 
 
 # =============================================================================== summarize
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
 
 def _check_input_size(input_size: Any) -> tuple[int, ...]:
     if isinstance(input_size, (str, bytes)) or not isinstance(input_size, (Sequence, torch.Size)):
@@ -811,7 +820,10 @@ def summarize(
             lambda m, a, _n=name, _l=leaf, _p=params, _k=kind: pre_hook(m, a, _n, _l, _p, _k))
         module.register_forward_hook(post_hook)
 
-    x = torch.zeros(batch_size, *input_size, dtype=dtype, device=device)
+    try:
+        x = torch.zeros(batch_size, *input_size, dtype=dtype, device=device)
+    except RuntimeError as err:  # more elements than an index can count, or no memory for them
+        raise ValueError(f"cannot create an input of size {(batch_size, *input_size)}: {_first_line(err)}") from err
     spatial = len(input_size) - 1
     tracer.set_rf(x, _RF((1.0,) * spatial, (1.0,) * spatial))
     tracer.mark_seen([x, *runner.parameters(), *runner.buffers()])
@@ -826,9 +838,8 @@ def summarize(
         hint = ""
         if device.type == "meta" and "meta" in str(err).lower():
             hint = "; this model may need real data: try device='cpu'"
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(
-            f"{model_name} cannot run on an input of size {tuple(x.shape)}{where}: {first_line}{hint}"
+            f"{model_name} cannot run on an input of size {tuple(x.shape)}{where}: {_first_line(err)}{hint}"
         ) from err
 
     out = _first_tensor(output)

@@ -46,18 +46,20 @@ def as_float_image(image: np.ndarray) -> np.ndarray:
 def nominal_range(image: np.ndarray) -> float:
     """The span of values an image of this dtype is meant to use; default thresholds are fractions of it.
 
-    255 for uint8, 65535 for uint16, 1 for floats and booleans (images in [0, 1]); for other
-    integer types, which have no conventional range, the image's own max - min (1 if flat).
+    255 for uint8, 65535 for uint16, 1 for booleans and for float images in [0, 1]; for
+    other integer types, which have no conventional range, and for float images outside
+    [0, 1] (a float TIFF holding 0-255 values, say), the image's own max - min (1 if flat).
     """
-    dtype = np.asarray(image).dtype
+    image = np.asarray(image)
+    dtype = image.dtype
     if dtype == np.uint8:
         return 255.0
     if dtype == np.uint16:
         return 65535.0
-    if dtype == bool or np.issubdtype(dtype, np.floating):
+    low, high = float(np.min(image)), float(np.max(image))
+    if dtype == bool or (np.issubdtype(dtype, np.floating) and 0.0 <= low and high <= 1.0):
         return 1.0
-    span = float(np.max(image)) - float(np.min(image))
-    return span if span > 0 else 1.0
+    return high - low if high > low else 1.0
 
 
 def relabel_by_first_appearance(labels: np.ndarray) -> np.ndarray:

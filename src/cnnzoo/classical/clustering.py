@@ -33,8 +33,6 @@ import numpy as np
 from scipy import ndimage
 from skimage.feature import local_binary_pattern
 from skimage.measure import label as connected_components
-from sklearn.cluster import KMeans
-from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 from cnnzoo.classical._common import as_float_image, check_connectivity, relabel_by_first_appearance
@@ -124,6 +122,14 @@ def kmeans_clusters(
     features = _features(values, window, texture, use_position, texture_weight, position_weight)
     if isinstance(max_fit_pixels, bool) or not isinstance(max_fit_pixels, (int, np.integer)) or max_fit_pixels < 1:
         raise ValueError(f"max_fit_pixels must be a positive integer, got {max_fit_pixels!r}")
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) \
+            or not 0 <= random_state < 2**32:  # the seeds scikit-learn accepts
+        raise ValueError(f"random_state must be an integer from 0 to 2**32 - 1, got {random_state!r}")
+
+    # scikit-learn takes half a second to import: only k-means pays it, not every
+    # `cnnzoo` command nor every user of region growing.
+    from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     rng = np.random.default_rng(random_state)
     sample_size = min(len(features), max(int(max_fit_pixels), k))

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import colorsys
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from skimage.segmentation import find_boundaries
 
+from cnnzoo._atomic import write_atomically
 from cnnzoo.classical._common import as_float_image
 
 __all__ = ["display_rgb", "label_palette", "read_image", "read_label_map", "write_label_map", "write_overlay"]
@@ -36,7 +36,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             picture = picture.convert("L")
         elif mode in ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
             picture = picture.convert("RGB")
-        return np.array(picture)
+        values = np.array(picture)
+    # Big-endian files (16-bit TIFF "I;16B") give ">u2": native order makes it the uint16 it is.
+    return values.astype(values.dtype.newbyteorder("="), copy=False)
 
 
 def read_label_map(path: str | os.PathLike) -> np.ndarray:
@@ -130,7 +132,7 @@ def _open_image(path: str | os.PathLike) -> Image.Image:
     try:
         picture = Image.open(path)
         picture.load()
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ValueError(f"cannot read {path} as an image: {err}") from None
     return picture
 
@@ -147,16 +149,4 @@ def _check_label_map(labels: np.ndarray) -> np.ndarray:
 
 
 def _save_png_atomically(picture: Image.Image, path: str | os.PathLike) -> None:
-    path = Path(path)
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"output folder does not exist: {folder}")
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            picture.save(stream, format="PNG")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomically(path, lambda stream: picture.save(stream, format="PNG"))

@@ -14,9 +14,10 @@ block. The merge works on the region adjacency graph with running sums too: a un
 statistics are sums of its parts', so a merge is tested without reading pixels. Merges run
 in rounds, as in Boruvka's minimum-spanning-tree algorithm: each region picks its most
 similar passable neighbour (closest mean); a group of regions linked that way merges
-whole if its union satisfies the predicate, otherwise only the pairs that picked each other
-merge. Every round with a passable pair merges at least one (the most similar pair picks
-itself from both sides), so the loop ends.
+whole if its union satisfies the predicate, otherwise the pair that picked each other
+merges, with as many of the regions that picked that pair as keep its union homogeneous
+(most similar first). Every round with a passable pair merges at least one (the most
+similar pair picks itself from both sides), so the loop ends.
 """
 
 from __future__ import annotations
@@ -216,8 +217,8 @@ def _merge(stats: RegionStats, edges: np.ndarray, predicate: Predicate) -> np.nd
         a, b = a[passes], b[passes]
         mean = current.mean
         cost = np.sqrt(((mean[a] - mean[b]) ** 2).sum(axis=1))
-        best = _most_similar_neighbour(a, b, cost, len(current))
-        new_id, num_new = _merge_round(current, best, predicate)
+        best, best_cost = _most_similar_neighbour(a, b, cost, len(current))
+        new_id, num_new = _merge_round(current, best, best_cost, predicate)
         merged = np.bincount(new_id, minlength=num_new)[new_id] > 1  # per old region: did it merge?
         group_of = new_id[group_of]
         current = current.grouped(new_id, num_new)
@@ -225,21 +226,28 @@ def _merge(stats: RegionStats, edges: np.ndarray, predicate: Predicate) -> np.nd
     return group_of
 
 
-def _most_similar_neighbour(a: np.ndarray, b: np.ndarray, cost: np.ndarray, num_regions: int) -> np.ndarray:
-    """For each region, the passable neighbour with the closest mean (ties: lowest id); -1 if none."""
+def _most_similar_neighbour(
+    a: np.ndarray, b: np.ndarray, cost: np.ndarray, num_regions: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each region, the passable neighbour with the closest mean (ties: lowest id), -1 if
+    none; and the distance between their means (inf if none)."""
     source = np.concatenate([a, b])
     target = np.concatenate([b, a])
     both_costs = np.concatenate([cost, cost])
     order = np.lexsort((target, both_costs, source))
-    source, target = source[order], target[order]
+    source, target, both_costs = source[order], target[order], both_costs[order]
     first = np.ones(len(source), dtype=bool)
     first[1:] = source[1:] != source[:-1]
     best = np.full(num_regions, -1, dtype=np.int64)
     best[source[first]] = target[first]
-    return best
+    best_cost = np.full(num_regions, np.inf)
+    best_cost[source[first]] = both_costs[first]
+    return best, best_cost
 
 
-def _merge_round(current: RegionStats, best: np.ndarray, predicate: Predicate) -> tuple[np.ndarray, int]:
+def _merge_round(
+    current: RegionStats, best: np.ndarray, best_cost: np.ndarray, predicate: Predicate
+) -> tuple[np.ndarray, int]:
     """One Boruvka round: each region's new id, and how many regions remain."""
     num = len(current)
     source = np.flatnonzero(best >= 0)
@@ -249,8 +257,76 @@ def _merge_round(current: RegionStats, best: np.ndarray, predicate: Predicate) -
     # A pair that picked each other always merges: its union passed the predicate above.
     mutual = best[target] == source
     keep = group_holds[group[source]] | mutual
+    keep |= _joins_to_failing_roots(current, source, target, best_cost[source], mutual,
+                                    ~group_holds[group[source]], predicate)
     num_new, new_id = _components(num, source[keep], target[keep])
     return new_id, num_new
+
+
+def _joins_to_failing_roots(
+    current: RegionStats, source: np.ndarray, target: np.ndarray, cost: np.ndarray, mutual: np.ndarray,
+    in_failing_group: np.ndarray, predicate: Predicate,
+) -> np.ndarray:
+    """Which edges ``source -> target`` of groups that cannot merge whole may merge anyway.
+
+    Every group is a tree whose root is the pair that picked each other. When the whole group
+    fails the predicate, the regions that picked one of the root pair join it one by one, most
+    similar first, for as long as the root's union with them holds. (Without this, a large
+    region next to thousands of small ones, as salt-and-pepper noise leaves, took them in one
+    per round: a 512x512 image with 5% impulse noise needed 3,400 rounds and 25 s.)
+    """
+    partner = np.full(len(current), -1, dtype=np.int64)  # the other region of a root pair
+    partner[source[mutual]] = target[mutual]
+    candidate = np.flatnonzero(in_failing_group & ~mutual & (partner[target] >= 0))
+    joins = np.zeros(len(source), dtype=bool)
+    if candidate.size == 0:
+        return joins
+    # Candidates grouped by root pair (named by its lower region), most similar first.
+    root = np.minimum(target[candidate], partner[target[candidate]])
+    order = np.lexsort((source[candidate], cost[candidate], root))
+    candidate, root = candidate[order], root[order]
+    run = np.cumsum(np.r_[True, root[1:] != root[:-1]]) - 1  # 0, 0, 1, 1, 1, ...: which root pair
+    # The root pair with the first k candidates of its group, for every k at once.
+    roots = current.take(root).union(current.take(partner[root]))
+    joining = current.take(source[candidate])
+    prefix = RegionStats(
+        roots.count + _running_sum(joining.count[:, None], run)[:, 0],
+        roots.total + _running_sum(joining.total, run),
+        roots.total_sq + _running_sum(joining.total_sq, run),
+        np.minimum(roots.minimum, -_running_max(-joining.minimum, run)),
+        np.maximum(roots.maximum, _running_max(joining.maximum, run)),
+    )
+    failed = ~np.asarray(predicate.holds(prefix), dtype=bool)
+    # A candidate joins if no prefix up to and including it failed.
+    failed_so_far = np.maximum.accumulate(failed + 2 * run) - 2 * run > 0
+    joins[candidate[~failed_so_far]] = True
+    return joins
+
+
+def _running_sum(values: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Cumulative sums down the rows of ``values`` (n, C), restarting where ``run`` (0, 0, 1, ...) steps."""
+    totals = np.cumsum(values, axis=0)
+    starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+    before = np.zeros((len(starts), values.shape[1]))
+    before[1:] = totals[starts[1:] - 1]
+    return totals - before[run]
+
+
+def _running_max(values: np.ndarray, run: np.ndarray) -> np.ndarray:
+    """Running maxima down the rows of ``values`` (n, C), restarting where ``run`` (0, 0, 1, ...) steps.
+
+    Computed on ranks: adding ``run * n`` to the ranks keeps each run above the previous ones
+    exactly, which adding an offset to the values themselves would not (they would lose digits).
+    """
+    n = len(values)
+    result = np.empty_like(values)
+    for channel in range(values.shape[1]):
+        order = np.argsort(values[:, channel], kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        running_rank = np.maximum.accumulate(rank + run * n) - run * n
+        result[:, channel] = values[order[running_rank], channel]
+    return result
 
 
 def _components(num: int, source: np.ndarray, target: np.ndarray) -> tuple[int, np.ndarray]:

@@ -6,6 +6,7 @@ import argparse
 import time
 from typing import Any
 
+from cnnzoo._atomic import check_output_path
 from cnnzoo.classical import io
 from cnnzoo.classical.methods import method_name, segment
 from cnnzoo.classical.predicates import PREDICATES, make_predicate
@@ -71,6 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     method = method_name(args.method)
     options = _method_options(args, method)
+    for output in (args.out, args.overlay):
+        if output:
+            check_output_path(output)  # a bad output path fails now, not after the work
     image = io.read_image(args.image)
     start = time.perf_counter()
     labels = segment(image, method, **options)

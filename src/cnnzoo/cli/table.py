@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
+from cnnzoo.analysis.summary import format_count  # the same numbers as in `cnnzoo summary`
+
 __all__ = ["format_count", "format_table"]
-
-
-def format_count(value: float | int | None, unit: str = "") -> str:
-    """1234567 -> '1.23 M'; with unit='B' binary-free SI bytes ('4.82 MB')."""
-    if value is None:
-        return "-"
-    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.2f} {suffix}{unit}"
-    return f"{int(value)}{' ' + unit if unit else ''}"
 
 
 def format_table(header: list[str], rows: list[list[str]], align_right: set[int] = frozenset(), markdown: bool = False) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 import cnnzoo
 from cnnzoo import analysis
+from cnnzoo._atomic import check_output_path
 from cnnzoo.cli.options import parse_input_size, parse_model_kwargs
 from cnnzoo.cli.table import format_count, format_table
 
@@ -40,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default=None, metavar="CxHxW", help="input size (default: the model's own)")
     p.add_argument("--depth", type=int, default=None, help="fold layers deeper than N levels into their parent")
     p.add_argument("--format", choices=FORMATS, default="table")
-    p.add_argument("--plot", metavar="FILE.png", help="also write a PNG of MACs and parameters per block")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also write a PNG of MACs and parameters per block (at --depth, default 1)")
     add_model_kwargs_option(p)
     p.set_defaults(run=run_summary)
 
@@ -70,10 +74,45 @@ def add_model_kwargs_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def meta_model(name: str, **kwargs) -> torch.nn.Module:
-    """The model built on the meta device: shapes and costs without memory or compute."""
-    with torch.device("meta"):
-        return cnnzoo.create_model(name, **kwargs)
+class _SkipRandomInit(TorchFunctionMode):
+    """Makes the random initialisers no-ops on meta tensors, which have no values to fill.
+
+    PyTorch runs ``normal_`` and ``uniform_`` on meta tensors through Python decompositions:
+    building the whole zoo spent half its time in them, initialising nothing. The ``nn.init``
+    functions that dispatch to modes themselves are listed too: the device mode beneath runs
+    them with every mode switched off, where the tensor methods could no longer be caught.
+    """
+
+    _INITIALISERS = frozenset({
+        torch.Tensor.normal_, torch.Tensor.uniform_,
+        torch.nn.init.normal_, torch.nn.init.uniform_, torch.nn.init.kaiming_uniform_,
+    })
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._INITIALISERS:
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor
+        return func(*args, **kwargs)
+
+
+def meta_model(name: str, **kwargs: Any) -> torch.nn.Module:
+    """The model built on the meta device: shapes and costs without memory or compute.
+
+    A model option of the wrong type or value (``-k num_classes=abc``) that the builder does
+    not check itself fails deep inside PyTorch; it is reported as a ``ValueError`` naming the
+    options.
+    """
+    try:
+        with torch.device("meta"), _SkipRandomInit():
+            return cnnzoo.create_model(name, **kwargs)
+    except (TypeError, RuntimeError) as err:
+        if not kwargs:
+            raise  # not the user's doing
+        options = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"cannot build {name} with {options}: {reason}") from err
 
 
 def input_size_for(name: str, text: str | None, kwargs: dict) -> tuple[int, int, int]:
@@ -100,8 +139,11 @@ def run_list(args: argparse.Namespace) -> int:
 def run_summary(args: argparse.Namespace) -> int:
     kwargs = parse_model_kwargs(args.model_kwargs)
     cnnzoo.model_info(args.model)  # an unknown name fails here, with the closest names
+    if args.plot:
+        check_output_path(args.plot, create_folder=True)  # before any output is printed
     input_size = input_size_for(args.model, args.input, kwargs)
     summary = analysis.summarize(meta_model(args.model, **kwargs), input_size)
+    summary.model_name = args.model  # the registered name tells resnet18 from resnet50
     renderers = {
         "table": lambda: summary.to_table(depth=args.depth),
         "csv": lambda: summary.to_csv(depth=args.depth),
@@ -110,7 +152,8 @@ def run_summary(args: argparse.Namespace) -> int:
     }
     sys.stdout.write(renderers[args.format]().rstrip("\n") + "\n")
     if args.plot:
-        summary.plot(args.plot, title=f"{args.model} at {'x'.join(map(str, input_size))}")
+        depth = 1 if args.depth is None else args.depth  # every layer would be hundreds of bars
+        summary.plot(args.plot, depth=depth, title=f"{args.model} at {'x'.join(map(str, input_size))}")
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -166,10 +209,5 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     from cnnzoo.analysis import explain
 
-    if args.topic is None:
-        print("Topics (cnnzoo explain TOPIC):")
-        for topic in explain.topics():
-            print(f"  {topic}")
-        return 0
-    print(explain.explain(args.topic).rstrip("\n"))
+    print(explain.explain(args.topic).rstrip("\n"))  # no topic: the list of topics
     return 0

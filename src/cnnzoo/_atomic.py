@@ -1,0 +1,61 @@
+"""Atomic file writes: a temporary file in the destination folder, then a rename.
+
+A reader never sees half a file, and a failed write leaves the old file (if any) as it was.
+Used by every writer in the package (cost plots, label maps, overlays).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["check_output_path", "write_atomically"]
+
+
+def check_output_path(path: str | os.PathLike, create_folder: bool = False) -> Path:
+    """``path`` as a :class:`Path` once it is known to name a file that can be written.
+
+    Raises ``ValueError`` for a folder and ``FileNotFoundError`` for a missing folder (which
+    is created instead with ``create_folder``). Call it before long work whose result goes
+    there, so that a typo in the output path does not cost the work.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder; give a file name")
+    folder = path.parent
+    if create_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OSError(f"cannot create the folder {folder}: {err.strerror or err}") from None
+    if not folder.is_dir():
+        raise FileNotFoundError(f"output folder does not exist: {folder}")
+    return path
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], create_folder: bool = False) -> Path:
+    """Call ``write(stream)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Errors a user can cause (a folder, a missing folder, no permission) are raised as
+    ``ValueError`` / ``OSError`` naming ``path``, not the temporary file.
+    """
+    path = check_output_path(path, create_folder)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
+        try:
+            os.replace(temporary, path)
+        except OSError as err:
+            raise OSError(f"cannot write {path}: {err.strerror or err}") from None
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path

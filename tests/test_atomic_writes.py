@@ -1,0 +1,46 @@
+"""Atomic writes (temporary file, then rename), shared by the plots, label maps and overlays."""
+
+import pytest
+
+from cnnzoo._atomic import check_output_path, write_atomically
+
+
+def test_writes_the_file_and_leaves_nothing_else(tmp_path):
+    path = write_atomically(tmp_path / "out.bin", lambda stream: stream.write(b"abc"))
+    assert path == tmp_path / "out.bin" and path.read_bytes() == b"abc"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_removes_the_temporary(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+
+    def fail(stream):
+        stream.write(b"half a fi")
+        raise ValueError("format not supported")
+
+    with pytest.raises(ValueError, match="format not supported"):
+        write_atomically(path, fail)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_a_folder_is_not_a_file_name(tmp_path):
+    with pytest.raises(ValueError, match=f"cannot write {tmp_path}: it is a folder"):
+        write_atomically(tmp_path, lambda stream: stream.write(b"x"))
+
+
+def test_missing_folder_is_an_error_unless_asked_to_create_it(tmp_path):
+    path = tmp_path / "a" / "b" / "out.bin"
+    with pytest.raises(FileNotFoundError, match="output folder does not exist"):
+        check_output_path(path)
+    assert not (tmp_path / "a").exists()
+    assert check_output_path(path, create_folder=True) == path and path.parent.is_dir()
+    write_atomically(tmp_path / "c" / "out.bin", lambda stream: stream.write(b"x"), create_folder=True)
+    assert (tmp_path / "c" / "out.bin").read_bytes() == b"x"
+
+
+def test_a_folder_that_cannot_be_created_is_named(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError, match=f"cannot create the folder {tmp_path / 'file' / 'sub'}"):
+        check_output_path(tmp_path / "file" / "sub" / "out.png", create_folder=True)
