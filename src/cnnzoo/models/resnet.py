@@ -215,8 +215,8 @@ def resnet34(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
 
 @register_model(
     "resnet50", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
-    params=25_557_032, macs=4_089_000_000, top1=80.858,
-    source=torchvision_source("ResNet50_Weights.IMAGENET1K_V2"),
+    params=25_557_032, macs=4_089_000_000, top1=76.13,
+    source=torchvision_source("ResNet50_Weights.IMAGENET1K_V1"),
 )
 def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-50: bottlenecks, 3-4-6-3 (He et al. 2016, Table 1)."""
@@ -225,8 +225,8 @@ def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
 
 @register_model(
     "resnet101", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
-    params=44_549_160, macs=7_801_000_000, top1=81.886,
-    source=torchvision_source("ResNet101_Weights.IMAGENET1K_V2"),
+    params=44_549_160, macs=7_801_000_000, top1=77.374,
+    source=torchvision_source("ResNet101_Weights.IMAGENET1K_V1"),
 )
 def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-101: bottlenecks, 3-4-23-3 (He et al. 2016, Table 1)."""
@@ -235,8 +235,8 @@ def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcu
 
 @register_model(
     "resnet152", family="resnet", paper=HE_2016, year=2016, min_input_size=MIN_INPUT_SIZE,
-    params=60_192_808, macs=11_514_000_000, top1=82.284,
-    source=torchvision_source("ResNet152_Weights.IMAGENET1K_V2"),
+    params=60_192_808, macs=11_514_000_000, top1=78.312,
+    source=torchvision_source("ResNet152_Weights.IMAGENET1K_V1"),
 )
 def resnet152(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
     """ResNet-152: bottlenecks, 3-8-36-3 (He et al. 2016, Table 1)."""

@@ -37,8 +37,8 @@ CIFAR_STEM_WIDTH = 64
 
 @register_model(
     "resnext50_32x4d", family="resnext", paper=XIE_2017, year=2017, min_input_size=MIN_INPUT_SIZE,
-    params=25_028_904, macs=4_230_000_000, top1=81.198,
-    source=torchvision_source("ResNeXt50_32X4D_Weights.IMAGENET1K_V2"),
+    params=25_028_904, macs=4_230_000_000, top1=77.618,
+    source=torchvision_source("ResNeXt50_32X4D_Weights.IMAGENET1K_V1"),
 )
 def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> ResNet:
     """ResNeXt-50 (32x4d): ResNet-50's depths, 32 paths of 4 channels (Xie et al. 2017, Table 1)."""
@@ -48,8 +48,8 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, zero_init_residu
 
 @register_model(
     "resnext101_32x8d", family="resnext", paper=XIE_2017, year=2017, min_input_size=MIN_INPUT_SIZE,
-    params=88_791_336, macs=16_414_000_000, top1=82.834,
-    source=torchvision_source("ResNeXt101_32X8D_Weights.IMAGENET1K_V2"),
+    params=88_791_336, macs=16_414_000_000, top1=79.312,
+    source=torchvision_source("ResNeXt101_32X8D_Weights.IMAGENET1K_V1"),
 )
 def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> ResNet:
     """ResNeXt-101 (32x8d): ResNet-101's depths, 32 paths of 8 channels (the C x d template of
