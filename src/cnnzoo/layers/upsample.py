@@ -1,0 +1,98 @@
+"""Learned and fixed upsampling for decoders.
+
+Two ways a decoder doubles (or multiplies) its resolution:
+
+- a transposed convolution ("up-convolution", "deconvolution"), learned; FCN initializes it
+  to bilinear interpolation ("we initialize the 2x upsampling to bilinear interpolation,
+  but allow the parameters to be learned", Long, Shelhamer, Darrell 2015, section 4.2);
+- fixed upsampling (nearest neighbour or bilinear) followed by a 2x2 convolution: the
+  lecture notes' "upsampling followed by 2x2 convolution", which has no overlapping kernel
+  copies and so none of the checkerboard artefacts of a stride-2 transposed conv whose
+  kernel size is not a multiple of its stride (Odena, Dumoulin, Olah, "Deconvolution and
+  Checkerboard Artifacts", Distill 2016).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UpMode", "UpsampleConv", "bilinear_kernel", "bilinear_transposed_conv", "up_block"]
+
+UpMode = Literal["transposed", "nearest", "bilinear"]
+UP_MODES: tuple[str, ...] = ("transposed", "nearest", "bilinear")
+
+
+def bilinear_kernel(kernel_size: int) -> torch.Tensor:
+    """The ``k x k`` kernel of bilinear interpolation: ``(1 - |x - c| / f)(1 - |y - c| / f)``
+    with ``f = ceil(k / 2)`` and centre ``c = f - 1`` (k even: ``f - 0.5``).
+
+    A transposed conv with this kernel and stride ``f`` interpolates bilinearly: each input
+    value is spread over its ``k x k`` neighbourhood with weights that sum to 1 at every
+    interior output pixel.
+    """
+    if kernel_size < 1:
+        raise ValueError(f"kernel_size must be at least 1, got {kernel_size}")
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    position = torch.arange(kernel_size, dtype=torch.float64)
+    profile = 1 - (position - center).abs() / factor
+    return torch.outer(profile, profile).float()
+
+
+def bilinear_transposed_conv(channels: int, factor: int, bias: bool = False) -> nn.ConvTranspose2d:
+    """A ``channels -> channels`` transposed conv that upsamples by ``factor``, initialized
+    to bilinear interpolation of each channel separately (kernel ``2 * factor``, stride
+    ``factor``, padding ``factor // 2``: an ``H x W`` map becomes ``factor*H x factor*W``
+    for even factors; FCN crops odd cases itself).
+
+    Every channel pair is a learnable weight (FCN's "deconvolution" layers are full
+    ``K x K`` maps between score channels); only the diagonal starts non-zero.
+    """
+    if factor < 1:
+        raise ValueError(f"upsampling factor must be at least 1, got {factor}")
+    kernel_size = 2 * factor
+    layer = nn.ConvTranspose2d(channels, channels, kernel_size, stride=factor, padding=factor // 2, bias=bias)
+    with torch.no_grad():
+        layer.weight.zero_()
+        kernel = bilinear_kernel(kernel_size)
+        for channel in range(channels):
+            layer.weight[channel, channel] = kernel
+        if bias:
+            layer.bias.zero_()
+    return layer
+
+
+class UpsampleConv(nn.Module):
+    """Fixed upsampling by ``scale`` (nearest or bilinear), then a 2x2 convolution.
+
+    The 2x2 conv is applied to the upsampled map with one pixel of zero padding on the
+    right and bottom, so the output keeps the upsampled size (``scale*H x scale*W``), like
+    the 2x2 stride-2 transposed conv it replaces, and halves the channels the same way.
+    Children: ``up`` (``nn.Upsample``) and ``conv``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, mode: str = "nearest", scale: int = 2) -> None:
+        super().__init__()
+        if mode not in ("nearest", "bilinear"):
+            raise ValueError(f"upsampling mode must be 'nearest' or 'bilinear', got {mode!r}")
+        align = False if mode == "bilinear" else None
+        self.up = nn.Upsample(scale_factor=scale, mode=mode, align_corners=align)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Pad (left, right, top, bottom) = (0, 1, 0, 1): a 2x2 "valid" conv would lose a pixel.
+        return self.conv(F.pad(self.up(x), (0, 1, 0, 1)))
+
+
+def up_block(in_channels: int, out_channels: int, mode: str = "transposed") -> nn.Module:
+    """A x2 upsampling that also maps ``in_channels`` to ``out_channels``: a 2x2 stride-2
+    transposed conv (``mode="transposed"``, U-Net's up-convolution) or ``UpsampleConv``."""
+    if mode not in UP_MODES:
+        raise ValueError(f"upsampling must be one of {', '.join(UP_MODES)}; got {mode!r}")
+    if mode == "transposed":
+        return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+    return UpsampleConv(in_channels, out_channels, mode=mode)

@@ -1,0 +1,68 @@
+"""The contract every semantic segmenter in the zoo keeps.
+
+A segmenter takes ``num_classes`` and ``in_chans`` and maps an ``N x in_chans x H x W``
+batch to ``N x num_classes x H' x W'`` logits (one score per class and pixel). Most
+segmenters give ``H' x W' = H x W``; the paper's U-Net uses unpadded ("valid")
+convolutions, so its output is the centre of its input (572 -> 388): ``output_size`` says
+which, and training code crops the target to it with :func:`center_crop`.
+
+A size the network cannot take raises a ``ValueError`` that names the nearest sizes that
+work, before any layer fails with a shape error of its own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cnnzoo.models._base import check_image_batch, check_positive_int
+
+__all__ = ["Segmenter", "center_crop"]
+
+
+def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The central ``height x width`` window of the last two dimensions of ``x``.
+
+    U-Net crops each encoder map to the decoder's size before concatenating them, and the
+    target to the output's size: "the cropping is necessary due to the loss of border
+    pixels in every convolution" (Ronneberger et al. 2015, section 2).
+    """
+    in_height, in_width = x.shape[-2:]
+    if height > in_height or width > in_width:
+        raise ValueError(f"cannot crop a {in_height}x{in_width} map to a larger {height}x{width}")
+    top = (in_height - height) // 2
+    left = (in_width - width) // 2
+    return x[..., top : top + height, left : left + width]
+
+
+class Segmenter(nn.Module):
+    """Base class of the zoo's segmenters.
+
+    ``__init__(num_classes, in_chans)`` checks and stores both. Subclasses set
+    ``self.min_input_size`` and implement ``forward``; those that cannot take every size
+    override ``check_size`` (raise ``ValueError`` naming the nearest sizes that work), and
+    those whose output is smaller than their input override ``output_size``.
+    """
+
+    in_chans: int
+    num_classes: int
+    min_input_size: int
+
+    def __init__(self, num_classes: int, in_chans: int) -> None:
+        super().__init__()
+        check_positive_int("num_classes", num_classes)
+        check_positive_int("in_chans", in_chans)
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the logits for an ``height x width`` input (the input's own size
+        unless the network crops)."""
+        return height, width
+
+    def check_size(self, height: int, width: int) -> None:
+        """Raise ``ValueError`` for a size the network cannot take (every size, here)."""
+
+    def check_input(self, x: torch.Tensor) -> None:
+        check_image_batch(x, self.in_chans, self.min_input_size, type(self).__name__)
+        self.check_size(*x.shape[-2:])
