@@ -19,8 +19,12 @@ CLASSIFIERS = cnnzoo.list_models(task="classification")
 
 
 def small_input(name: str) -> tuple[int, ...]:
-    """The model's channels at a small size it accepts: its minimum, rounded up to a multiple of 32."""
+    """The model's channels at a small size it accepts: its minimum, rounded up to a multiple
+    of 32 for a classifier; a segmenter's default input (some take only certain sizes, and
+    on the meta device the size costs nothing)."""
     info = cnnzoo.model_info(name)
+    if info.task == "segmentation":
+        return info.default_input
     side = max(32, -(-info.min_input_size // 32) * 32)
     return (info.default_input[0], *(side,) * (len(info.default_input) - 1))
 
