@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = ["README.md", "docs/layers.md"]
+DOCUMENTS = [
+    "README.md",
+    "docs/layers.md",
+    "docs/losses_metrics.md",
+    "docs/models/fcn.md",
+    "docs/models/unet_segnet.md",
+]
 
 
 def python_blocks(path: Path) -> list[str]:

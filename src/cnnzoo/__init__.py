@@ -1,8 +1,17 @@
 """cnnzoo: the classic convolutional architectures, their building blocks and their costs."""
 
 from cnnzoo.registry import UnknownModelError, create_model, list_models, model_info
+from cnnzoo.models.convolutionalize import convolutionalize
 from cnnzoo.torchvision_compat import load_torchvision_state_dict
 
 __version__ = "0.1.0"
 
-__all__ = ["UnknownModelError", "__version__", "load_torchvision_state_dict", "create_model", "list_models", "model_info"]
+__all__ = [
+    "UnknownModelError",
+    "__version__",
+    "convolutionalize",
+    "create_model",
+    "list_models",
+    "load_torchvision_state_dict",
+    "model_info",
+]
