@@ -12,6 +12,8 @@ DOCUMENTS = [
     "README.md",
     "docs/layers.md",
     "docs/losses_metrics.md",
+    "docs/data.md",
+    "docs/training.md",
     "docs/models/fcn.md",
     "docs/models/unet_segnet.md",
 ]

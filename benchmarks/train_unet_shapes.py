@@ -1,0 +1,114 @@
+"""Benchmark: a small padded U-Net (Ronneberger et al. 2015, with "same" convolutions and batch
+norm) trained on the built-in `shapes` set on the CPU, with a wall-clock budget (10 minutes
+by default). Target: validation mean IoU >= 0.90 (5 classes: background, circle, square,
+triangle, cross). A benchmark, not a test: it prints what it measured and asserts nothing.
+
+Recipe (cnnzoo train's own engine):
+
+- U-Net, depth 4, base width 8 (8-16-32-64 channels, 128 at the bridge; 0.49 M parameters,
+  48 M multiply-adds per 64x64 image), padded convolutions so the output is the input's
+  size, batch norm after every convolution;
+- AdamW, lr 3e-3, weight decay 1e-4, batch 16, a short linear warm-up then cosine decay;
+- loss cross-entropy + soft Dice (the Dice term pulls on the small classes' overlap, which
+  is what mean IoU scores); bf16 autocast; flips as augmentation (the set is drawn, so
+  more data is free: 4,000 training images).
+
+The number of epochs is chosen to fit the budget from a calibration of a few training
+steps, as in train_resnet20_fashion.py; everything counts against the budget.
+
+    python benchmarks/train_unet_shapes.py                  # the full benchmark
+    python benchmarks/train_unet_shapes.py --budget-min 0.5 --train-size 200 --val-size 50   # a trial
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+START = time.perf_counter()
+
+import torch  # noqa: E402
+
+from cnnzoo.data import build_augment  # noqa: E402
+from cnnzoo.engine.config import resolve_config  # noqa: E402
+from cnnzoo.engine.losses import build_loss  # noqa: E402
+from cnnzoo.engine.optim import build_optimizer  # noqa: E402
+from cnnzoo.engine.trainer import train  # noqa: E402
+from cnnzoo.registry import create_model  # noqa: E402
+
+TARGET = 0.90
+SIZE = 64
+MODEL_OPTIONS = {"depth": 4, "base_width": 8, "padding": True, "batch_norm": True}
+
+
+def seconds_per_image(batch_size: int, amp: str, steps: int = 5) -> float:
+    """Median training time per image (augmentation, forward, loss, backward, step) on
+    3 x 64 x 64 batches, after two warm-up steps."""
+    model = create_model("unet", num_classes=5, in_chans=3, **MODEL_OPTIONS)
+    optimizer = build_optimizer(model, "adamw", lr=1e-3, weight_decay=1e-4)
+    loss_fn = build_loss("ce+dice", task="segmentation", num_classes=5)
+    augment = build_augment("segmentation", (SIZE, SIZE), "light")
+    batch = {"image": torch.rand(batch_size, 3, SIZE, SIZE), "target": torch.randint(0, 5, (batch_size, SIZE, SIZE))}
+    times = []
+    for _ in range(steps + 2):
+        began = time.perf_counter()
+        augmented = augment(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            logits = model(augmented["image"])
+        loss = loss_fn(logits.float(), augmented["target"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times[2:]) / batch_size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget-min", type=float, default=10.0, help="wall-clock budget in minutes (default 10)")
+    parser.add_argument("--epochs", type=int, help="fix the number of epochs (default: as many as fit)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--amp", choices=("none", "bf16"), default="bf16")
+    parser.add_argument("--train-size", type=int, default=4000)
+    parser.add_argument("--val-size", type=int, default=400)
+    parser.add_argument("--out", help="run directory (default: runs/bench-unet-shapes-TIMESTAMP)")
+    args = parser.parse_args()
+    budget = args.budget_min * 60
+
+    timings = {}
+    for threads in sorted({1, os.cpu_count() or 1}):  # on a shared machine one thread can win
+        torch.set_num_threads(threads)
+        timings[threads] = seconds_per_image(args.batch_size, args.amp)
+    threads = min(timings, key=timings.get)
+    torch.set_num_threads(threads)
+    per_image = timings[threads]
+    epoch_estimate = 1.1 * per_image * (args.train_size + args.val_size / 3)
+    left = budget - (time.perf_counter() - START) - 15  # drawing the set, the final plots
+    epochs = args.epochs or max(1, min(100, int(left // epoch_estimate)))
+    print(f"torch {torch.__version__}; calibration: {', '.join(f'{n} thread(s) {1 / t:.0f}' for n, t in timings.items())} "
+          f"training images/s -> {threads} thread(s) ({args.amp}, batch {args.batch_size}); epoch estimate "
+          f"{epoch_estimate:.0f} s -> {epochs} epochs in a {args.budget_min:g}-minute budget", flush=True)
+
+    out = args.out or f"runs/bench-unet-shapes-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = resolve_config({}, {
+        "model": "unet", "data": "shapes", "out": out, "image_size": SIZE, "train_size": args.train_size,
+        "val_size": args.val_size, "model_kwargs": MODEL_OPTIONS, "epochs": epochs, "batch_size": args.batch_size,
+        "optimizer": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "warmup_epochs": min(0.3, epochs / 10),
+        "loss": "ce+dice", "amp": args.amp, "augment": "light", "progress": "log",
+        "time_limit": max(1.0, budget - (time.perf_counter() - START) - 10),
+    })
+    result = train(config)
+    used = time.perf_counter() - START
+    final = result.history[-1]
+    print(f"\nbudget {budget / 60:.1f} min, used {used / 60:.1f} min ({100 * used / budget:.0f} %), "
+          f"{len(result.history)} of {epochs} epochs")
+    print(f"final mean IoU (last epoch) {final['miou']:.4f} (pixel accuracy {final['pixel_acc']:.4f}); "
+          f"best epoch {result.best['epoch']}: {result.best['miou']:.4f}; target {TARGET} -> "
+          f"{'PASS' if final['miou'] >= TARGET and used <= budget else 'FAIL'}")
+    print(f"run directory: {result.run_dir}")
+
+
+if __name__ == "__main__":
+    main()

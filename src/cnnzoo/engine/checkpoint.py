@@ -1,0 +1,355 @@
+"""Checkpoints: safetensors weights plus a JSON sidecar, never a pickle.
+
+A checkpoint ``NAME`` is up to three files in one folder:
+
+- ``NAME.safetensors``: the model's ``state_dict``;
+- ``NAME.optim.safetensors`` (``last`` only): every tensor of the training state
+  (optimizer moments, grad-scaler scale, the torch / CUDA random-generator states);
+- ``NAME.json``: everything else, readable by a person: epoch, step, metrics, the resolved
+  config, what is needed to rebuild the model (name, options, classes, channels) and to
+  feed it (mean, std, image size), and the training state's structure, in which each
+  tensor is a ``{"__tensor__": KEY}`` reference into ``NAME.optim.safetensors``.
+
+All three are written to temporary files first and then renamed, the sidecar last. Each
+file carries the same random ``checkpoint_id`` (the safetensors files in their metadata),
+so a pair caught half-renamed by a crash is recognized on load instead of silently mixing
+two epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+__all__ = [
+    "FORMAT",
+    "Trained",
+    "capture_rng_state",
+    "checkpoint_paths",
+    "load_trained",
+    "load_training_state",
+    "load_weights",
+    "read_checkpoint",
+    "restore_rng_state",
+    "save_checkpoint",
+    "unwrap_model",
+]
+
+FORMAT = "cnnzoo-checkpoint/1"
+META_KEYS = (
+    "model", "model_kwargs", "task", "num_classes", "in_chans", "class_names", "mean", "std",
+    "image_size", "ignore_index", "data", "epoch", "metrics",
+)
+
+
+@dataclass
+class Trained:
+    """A trained model, in eval mode, and what is known about it (the sidecar)."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+
+
+def checkpoint_paths(stem: str | Path) -> dict[str, Path]:
+    """The files of checkpoint ``stem`` (``run/best`` -> ``run/best.safetensors``, ...)."""
+    stem = Path(stem)
+    return {
+        "weights": stem.with_name(stem.name + ".safetensors"),
+        "optim": stem.with_name(stem.name + ".optim.safetensors"),
+        "sidecar": stem.with_name(stem.name + ".json"),
+    }
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def save_checkpoint(
+    stem: str | Path,
+    model: nn.Module,
+    meta: dict[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write checkpoint ``stem`` (e.g. ``run_dir / "last"``) atomically; returns the weights' path.
+
+    ``meta`` must hold :data:`META_KEYS` (and may hold more, e.g. ``"step"``, ``"config"``).
+    ``training_state`` (any nesting of dicts, lists, tuples, numbers, strings, NumPy arrays
+    and tensors: optimizer, scheduler and grad-scaler ``state_dict()``, RNG states, the
+    sampler position) makes the checkpoint resumable.
+    """
+    missing = [key for key in META_KEYS if key not in meta]
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {', '.join(missing)}")
+    paths = checkpoint_paths(stem)
+    checkpoint_id = uuid.uuid4().hex
+    file_metadata = {"format": FORMAT, "checkpoint_id": checkpoint_id}
+    weights = {
+        name: tensor.detach().to("cpu").clone().contiguous()
+        for name, tensor in unwrap_model(model).state_dict().items()
+    }
+    payloads = {"weights": save_safetensors_bytes(weights, metadata=file_metadata)}
+    sidecar = {"format": FORMAT, "checkpoint_id": checkpoint_id, **_json_safe(meta)}
+    sidecar["files"] = {"weights": paths["weights"].name, "optim": None}
+    sidecar["training_state"] = None
+    if training_state is not None:
+        tensors: dict[str, torch.Tensor] = {}
+        sidecar["training_state"] = _encode(training_state, tensors, "state")
+        sidecar["files"]["optim"] = paths["optim"].name
+        payloads["optim"] = save_safetensors_bytes(tensors, metadata=file_metadata)
+    payloads["sidecar"] = (json.dumps(sidecar, indent=1, allow_nan=False) + "\n").encode()
+    _write_all_then_rename(paths, payloads)
+    return paths["weights"]
+
+
+def _write_all_then_rename(paths: dict[str, Path], payloads: dict[str, bytes]) -> None:
+    """Write every payload to a temporary file, then rename them in order (sidecar last)."""
+    folder = paths["weights"].parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint folder does not exist: {folder}")
+    temporaries: dict[str, str] = {}
+    try:
+        for kind, payload in payloads.items():
+            handle, temporaries[kind] = tempfile.mkstemp(dir=folder, prefix=f".{paths[kind].name}.", suffix=".tmp")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(payload)
+                stream.flush()
+                os.fsync(stream.fileno())
+        for kind in ("weights", "optim", "sidecar"):
+            if kind in temporaries:
+                os.replace(temporaries[kind], paths[kind])
+                del temporaries[kind]
+    finally:
+        for temporary in temporaries.values():
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+
+
+def _resolve(path: str | Path, which: str) -> dict[str, Path]:
+    path = Path(path)
+    if path.is_dir():
+        if which not in ("best", "last"):
+            raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+        stem = path / which
+    elif path.name.endswith(".optim.safetensors"):
+        stem = path.with_name(path.name[: -len(".optim.safetensors")])
+    elif path.suffix in (".safetensors", ".json"):
+        stem = path.with_suffix("")
+    else:
+        raise FileNotFoundError(f"no checkpoint at {path}: give a run directory or a .safetensors file")
+    paths = checkpoint_paths(stem)
+    for kind in ("weights", "sidecar"):
+        if not paths[kind].is_file():
+            hint = " (a run directory holds best.safetensors and last.safetensors once an epoch has ended)"
+            raise FileNotFoundError(f"checkpoint file not found: {paths[kind]}{hint}")
+    return paths
+
+
+def read_checkpoint(path: str | Path, which: str = "best") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights (a ``state_dict`` on the CPU) and the sidecar of a checkpoint, after
+    checking that the two belong together."""
+    paths = _resolve(path, which)
+    try:
+        sidecar = json.loads(paths["sidecar"].read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"checkpoint sidecar {paths['sidecar']} is not valid JSON: {err}") from None
+    if not isinstance(sidecar, dict) or sidecar.get("format") != FORMAT:
+        raise ValueError(f"{paths['sidecar']} is not a cnnzoo checkpoint sidecar (format {FORMAT})")
+    weights, file_metadata = _read_safetensors(paths["weights"])
+    if file_metadata.get("checkpoint_id") != sidecar.get("checkpoint_id"):
+        raise ValueError(
+            f"{paths['weights']} and {paths['sidecar']} come from different saves "
+            "(a write was interrupted); use the other checkpoint of the run"
+        )
+    return weights, sidecar
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_safetensors_bytes(path.read_bytes()), metadata
+    except (OSError, SafetensorError) as err:  # a truncated or foreign file
+        raise ValueError(f"cannot read {path}: {err}") from None
+
+
+def load_weights(
+    model: nn.Module,
+    model_name: str,
+    path: str | Path,
+    which: str = "last",
+) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model`` (registered as ``model_name``); returns
+    the sidecar. A checkpoint of another architecture, or of the same one built with other
+    options, raises ``ValueError`` naming both."""
+    weights, sidecar = read_checkpoint(path, which)
+    saved = sidecar.get("model")
+    if saved != model_name:
+        raise ValueError(
+            f"checkpoint {path} holds a {saved!r} model; it cannot be loaded into {model_name!r}"
+        )
+    target = unwrap_model(model)
+    try:
+        target.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        first_line = str(err).strip().splitlines()
+        detail = first_line[1].strip() if len(first_line) > 1 else first_line[0]
+        raise ValueError(
+            f"checkpoint {path} ({saved} with options {sidecar.get('model_kwargs')}) does not fit "
+            f"this {model_name} model: {detail}"
+        ) from None
+    return sidecar
+
+
+def load_trained(path: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> Trained:
+    """Rebuild a trained model from a run directory (its ``best`` or ``last`` checkpoint)
+    or a ``.safetensors`` file with its ``.json`` sidecar beside it."""
+    from cnnzoo.registry import create_model
+
+    _, sidecar = read_checkpoint(path, which)
+    model = create_model(
+        sidecar["model"], num_classes=sidecar["num_classes"], in_chans=sidecar["in_chans"],
+        **{k: v for k, v in sidecar.get("model_kwargs", {}).items() if k not in ("num_classes", "in_chans")},
+    )
+    load_weights(model, sidecar["model"], path, which)
+    model.to(map_location).eval()
+    meta = {key: value for key, value in sidecar.items() if key not in ("training_state", "checkpoint_id", "format", "files")}
+    meta["metrics"] = _restore_nan(meta.get("metrics", {}))
+    return Trained(model=model, meta=meta)
+
+
+def load_training_state(path: str | Path, which: str = "last") -> dict[str, Any]:
+    """The training state saved with a checkpoint (tensors restored from
+    ``NAME.optim.safetensors``); ``ValueError`` if the checkpoint has none."""
+    paths = _resolve(path, which)
+    _, sidecar = read_checkpoint(path, which)
+    if sidecar.get("training_state") is None:
+        raise ValueError(f"checkpoint {paths['weights']} holds no training state; resume from a `last` checkpoint")
+    if not paths["optim"].is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {paths['optim']}")
+    tensors, file_metadata = _read_safetensors(paths["optim"])
+    if file_metadata.get("checkpoint_id") != sidecar["checkpoint_id"]:
+        raise ValueError(
+            f"{paths['optim']} and {paths['sidecar']} come from different saves (a write was interrupted)"
+        )
+    return _decode(sidecar["training_state"], tensors)
+
+
+# --- a JSON + tensors encoding of nested state (optimizer state dicts have int keys, RNG
+# states hold tuples and NumPy arrays, a grad scaler's scale may be a tensor) ---
+
+def _encode(value: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        tensors[key] = value.detach().to("cpu").clone().contiguous()
+        return {"__tensor__": key}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return _encode(value.item(), tensors, key)
+    if isinstance(value, dict):
+        return {"__items__": [[_encode(k, tensors, f"{key}.k{i}"), _encode(v, tensors, f"{key}.{i}")]
+                              for i, (k, v) in enumerate(value.items())]}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, f"{key}.{i}") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} in a checkpoint's training state ({key})")
+
+
+def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__tensor__" in value:
+        return tensors[value["__tensor__"]]
+    if "__ndarray__" in value:
+        return np.array(value["__ndarray__"], dtype=value["dtype"])
+    if "__items__" in value:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__items__"]}
+    if "__tuple__" in value:
+        return tuple(_decode(v, tensors) for v in value["__tuple__"])
+    if "__float__" in value:
+        return float(value["__float__"])
+    raise ValueError(f"unreadable training state entry {value!r}")
+
+
+def _json_safe(value: Any) -> Any:
+    """Metadata as strict JSON: tensors to lists, NaN and infinities to ``null``."""
+    if isinstance(value, torch.Tensor):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _restore_nan(metrics: Any) -> Any:
+    """Per-class lists had NaN (undefined) stored as null; give them back as NaN."""
+    if isinstance(metrics, dict):
+        return {k: _restore_nan(v) for k, v in metrics.items()}
+    if isinstance(metrics, list):
+        return [math.nan if v is None else _restore_nan(v) for v in metrics]
+    return metrics
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The states of Python's, NumPy's, torch's and (when present) CUDA's generators."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put back the generator states of :func:`capture_rng_state`."""
+    random.setstate(_as_tuples(state["python"]))
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+def _as_tuples(value: Any) -> Any:
+    # random.setstate needs tuples all the way down.
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(v) for v in value)
+    return value

@@ -1,0 +1,149 @@
+"""The pictures of a run: loss and metric curves, confusion matrix, segmentation overlays.
+
+Drawn with matplotlib's object-oriented Agg API (no pyplot, no global backend switch, no
+display needed) and written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from cnnzoo._atomic import write_atomically
+
+__all__ = ["class_palette", "colorize_mask", "plot_confusion", "plot_curves", "plot_overlays"]
+
+# Metrics drawn against the epochs, per task (those the history holds).
+CURVE_METRICS = {
+    "classification": ("acc1", "train_acc1", "acc5"),
+    "segmentation": ("miou", "pixel_acc", "dice"),
+}
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: str | Path) -> Path:
+    return write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=100), create_folder=True)
+
+
+def plot_curves(history: Sequence[dict[str, Any]], task: str, path: str | Path, title: str = "") -> Path:
+    """Two panels against the epoch: training and validation loss; the task's metrics."""
+    figure = _figure(11, 4)
+    ax_loss, ax_metric = figure.subplots(1, 2)
+    epochs = [row["epoch"] for row in history]
+    for key, label in (("train_loss", "training loss"), ("val_loss", "validation loss")):
+        values = [row.get(key, np.nan) for row in history]
+        ax_loss.plot(epochs, values, marker="o", markersize=3, label=label)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    for key in CURVE_METRICS[task]:
+        if any(key in row for row in history):
+            ax_metric.plot(epochs, [row.get(key, np.nan) for row in history], marker="o", markersize=3, label=key)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylabel("metric (validation unless train_)")
+    ax_metric.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        figure.suptitle(title)
+    return _save(figure, path)
+
+
+def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """The confusion matrix (rows: truth, columns: prediction), coloured by the fraction of
+    each true class, with the counts written in when there are few classes."""
+    counts = np.asarray(confusion.tolist() if isinstance(confusion, torch.Tensor) else confusion, dtype=np.int64)
+    classes = counts.shape[0]
+    totals = counts.sum(axis=1, keepdims=True)
+    fractions = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
+    size = min(14, 3 + 0.5 * classes)
+    figure = _figure(size + 1.5, size)
+    ax = figure.subplots()
+    image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=ax, label="fraction of the true class")
+    labels = list(class_names) if len(class_names) == classes else [str(i) for i in range(classes)]
+    ax.set_xticks(range(classes), labels, rotation=90 if classes > 5 else 0)
+    ax.set_yticks(range(classes), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if classes <= 20:
+        for i in range(classes):
+            for j in range(classes):
+                colour = "white" if fractions[i, j] > 0.5 else "black"
+                ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_title(title or "confusion matrix")
+    return _save(figure, path)
+
+
+def class_palette(num_classes: int) -> np.ndarray:
+    """An RGB colour (uint8) per class: class 0 (usually background) black, then the
+    distinct tab20 colours."""
+    from matplotlib import colormaps
+
+    colours = [(0, 0, 0)] + [
+        tuple(int(255 * c) for c in colormaps["tab20"](i % 20)[:3]) for i in range(max(0, num_classes - 1))
+    ]
+    return np.array(colours[:num_classes], dtype=np.uint8)
+
+
+def colorize_mask(mask: Any, num_classes: int, ignore_index: int | None = None) -> np.ndarray:
+    """An ``H x W`` class map as an ``H x W x 3`` uint8 picture (ignored pixels grey)."""
+    mask = np.asarray(mask.tolist() if isinstance(mask, torch.Tensor) else mask, dtype=np.int64)
+    palette = class_palette(num_classes)
+    picture = np.full(mask.shape + (3,), 128, dtype=np.uint8)
+    valid = (mask >= 0) & (mask < num_classes)
+    if ignore_index is not None:
+        valid &= mask != ignore_index
+    picture[valid] = palette[mask[valid]]
+    return picture
+
+
+def plot_overlays(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    predictions: torch.Tensor,
+    num_classes: int,
+    path: str | Path,
+    class_names: Sequence[str] = (),
+    ignore_index: int | None = None,
+) -> Path:
+    """One row per image: the image (values in [0, 1]), the true mask, the prediction, and
+    the prediction blended over the image."""
+    rows = images.shape[0]
+    figure = _figure(12, 3 * rows + 0.6)
+    axes = np.asarray(figure.subplots(rows, 4, squeeze=False))
+    for row in range(rows):
+        image = images[row].detach().float().cpu().clamp(0, 1)
+        picture = image.permute(1, 2, 0).numpy()
+        picture = np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture[..., :3]
+        truth = colorize_mask(targets[row], num_classes, ignore_index)
+        predicted = colorize_mask(predictions[row], num_classes)
+        blended = (0.55 * picture + 0.45 * predicted / 255.0).clip(0, 1)
+        for ax, shown, name in zip(
+            axes[row], (picture, truth, predicted, blended), ("image", "truth", "prediction", "overlay")
+        ):
+            ax.imshow(shown, interpolation="nearest")
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(name)
+    if class_names:
+        palette = class_palette(num_classes) / 255.0
+        from matplotlib.patches import Patch
+
+        handles = [Patch(color=palette[i], label=name) for i, name in enumerate(class_names[:num_classes])]
+        figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
+    return _save(figure, path)

@@ -1,0 +1,120 @@
+"""The run directory: everything one training run leaves behind.
+
+::
+
+    RUN_DIR/
+      config.json              the resolved config (every option the run used)
+      metrics.csv              one row per epoch (rewritten atomically after each epoch)
+      best.safetensors/.json   the weights with the best validation metric, and its sidecar
+      last.safetensors/.json   the latest epoch's weights and sidecar ...
+      last.optim.safetensors   ... and its optimizer / scheduler / RNG tensors, for --resume
+      plots/curves.png         loss and metric curves
+      plots/confusion.png      the confusion matrix of the best epoch
+      plots/overlays.png       segmentation: image, truth and prediction, a few val images
+      tensorboard/             TensorBoard events (when tensorboard is installed)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from cnnzoo._atomic import write_atomically
+
+__all__ = ["RunDir", "check_new_run_dir", "default_run_dir"]
+
+
+def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:
+    """``runs/MODEL-DATA-YYYYmmdd-HHMMSS`` (DATA: the built-in name or the folder's name)."""
+    data_name = Path(data.rstrip("/\\")).name or "data"
+    return Path(root) / f"{model}-{data_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_new_run_dir(path: str | Path) -> Path:
+    """``path`` as a Path once it is known to be usable for a new run (missing or empty)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"run directory {path} is a file")
+    if path.is_dir() and any(path.iterdir()):
+        raise ValueError(
+            f"run directory {path} already exists and is not empty; continue it with --resume {path} "
+            "or choose another --out"
+        )
+    return path
+
+
+class RunDir:
+    """Writes a run's files; every method is a no-op when ``enabled`` is false (the
+    processes other than rank 0 under torchrun)."""
+
+    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+        self.path = Path(path)
+        self.enabled = enabled
+        self._tensorboard = None
+
+    @property
+    def plots(self) -> Path:
+        return self.path / "plots"
+
+    def create(self) -> None:
+        if self.enabled:
+            try:
+                self.plots.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OSError(f"cannot create the run directory {self.path}: {err.strerror or err}") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        if self.enabled:
+            text = json.dumps(config, indent=2, allow_nan=False) + "\n"
+            write_atomically(self.path / "config.json", lambda stream: stream.write(text.encode()))
+
+    def write_metrics(self, history: list[dict[str, Any]]) -> None:
+        """``metrics.csv``: one row per epoch, a column per scalar (lists are left out)."""
+        if not self.enabled:
+            return
+        columns: list[str] = []
+        for row in history:
+            columns += [key for key, value in row.items() if _is_scalar(value) and key not in columns]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in history:
+            writer.writerow({key: _format(row.get(key)) for key in columns})
+        write_atomically(self.path / "metrics.csv", lambda stream: stream.write(buffer.getvalue().encode()))
+
+    def log_tensorboard(self, epoch: int, row: dict[str, Any]) -> None:
+        """Scalars of one epoch as TensorBoard events, when tensorboard is installed."""
+        if not self.enabled:
+            return
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # optional: the CSV and the plots hold the same numbers
+                self._tensorboard = False
+                return
+            self._tensorboard = SummaryWriter(log_dir=str(self.path / "tensorboard"))
+        if self._tensorboard:
+            for key, value in row.items():
+                if _is_scalar(value) and key != "epoch":
+                    self._tensorboard.add_scalar(key, value, epoch)
+            self._tensorboard.flush()
+
+    def close(self) -> None:
+        if self._tensorboard:
+            self._tensorboard.close()
+        self._tensorboard = None
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _format(value: Any) -> Any:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return "" if value is None else value

@@ -1,0 +1,183 @@
+"""``cnnzoo train`` and ``cnnzoo evaluate``: help, a tiny run, and one test per bad input
+(exit code 2, one clear message, no run directory left behind)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cnnzoo.cli.main import main
+from cnnzoo.data import fashion_mnist
+
+# A tiny U-Net on the built-in `shapes` set: trains in about a second.
+TINY_UNET = [
+    "unet", "--data", "shapes", "--train-size", "8", "--val-size", "4", "--image-size", "16",
+    "-k", "depth=1", "-k", "base_width=4", "-k", "padding=True", "--batch-size", "4", "--progress", "log",
+    "--num-overlays", "1",
+]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def make_class_folder(root: Path, per_class: int = 6) -> Path:
+    rng = np.random.default_rng(0)
+    for name, low in (("dark", 0), ("bright", 180)):
+        (root / name).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = rng.uniform(low, low + 70, (8, 8)).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index}.png")
+    return root
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_help_is_complete_with_examples(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"cnnzoo {command} " in text.split("examples:")[1]
+    if command == "train":
+        from cnnzoo.engine.config import config_keys
+
+        for key in config_keys():
+            flag = "-k" if key == "model_kwargs" else f"--{key.replace('_', '-')}"
+            assert key == "model" or flag in text, flag
+        assert "torchrun --nproc_per_node" in text
+
+
+def test_train_then_evaluate_gives_the_saved_metrics(tmp_path, capsys):
+    run = tmp_path / "run"
+    code, out, err = run_cli(capsys, "train", *TINY_UNET, "--epochs", "1", "--out", str(run))
+    assert code == 0, err
+    assert f"run directory: {run}" in out and "best epoch 1: miou" in out
+    code, out, err = run_cli(capsys, "evaluate", str(run), "--json", "--device", "cpu")
+    assert code == 0, err
+    results = json.loads(out)
+    saved = json.loads((run / "best.json").read_text())["metrics"]
+    assert results["confusion"] == saved["confusion"]
+    assert results["miou"] == pytest.approx(saved["miou"])
+    assert results["loss"] == pytest.approx(saved["val_loss"], rel=1e-5)
+    assert results["samples"] == 4 and results["split"] == "val"
+    code, out, _ = run_cli(capsys, "evaluate", str(run / "best.safetensors"), "--which", "last")
+    assert code == 0 and "miou" in out and "per class:" in out
+
+
+def test_config_file_with_flags_winning(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 3\nbatch-size: 2\nlr: 5e-3\nmodel_kwargs: {base_width: 8}\n")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", *TINY_UNET, "--config", str(config), "--epochs", "1", "--out", str(run))
+    assert code == 0, err
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["epochs"] == 1  # flag over file
+    assert saved["lr"] == 0.005  # file
+    assert saved["batch_size"] == 4  # flag
+    assert saved["model_kwargs"] == {"base_width": 4, "depth": 1, "padding": True}  # -k over the file's
+
+
+def test_resume_continues_a_run_with_more_epochs(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", *TINY_UNET, "--epochs", "1", "--out", str(run))[0] == 0
+    code, out, err = run_cli(capsys, "train", "--resume", str(run), "--epochs", "2", "--progress", "log")
+    assert code == 0, err
+    assert "epoch 2/2" in out
+    assert [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()] == ["epoch", "1", "2"]
+
+
+def expect_user_error(capsys, tmp_path, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert message in err, err
+    assert err.startswith("cnnzoo ") and err.count("error:") == 1
+    assert not (tmp_path / "run").exists()
+    return err
+
+
+def test_unknown_model(capsys, tmp_path):
+    expect_user_error(capsys, tmp_path, ["train", "unett", "--data", "shapes", "--out", str(tmp_path / "run")],
+                      "unknown model 'unett'; did you mean unet")
+
+
+def test_unknown_data_set(capsys, tmp_path):
+    expect_user_error(capsys, tmp_path, ["train", "resnet20", "--data", "fashion-mnits", "--out", str(tmp_path / "run")],
+                      "unknown data set 'fashion-mnits'")
+
+
+def test_missing_data(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mnist, "SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.delenv("CNNZOO_DATA", raising=False)
+    err = expect_user_error(
+        capsys, tmp_path,
+        ["train", "resnet20", "--data", "fashion-mnist", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")],
+        "Fashion-MNIST",
+    )
+    assert "was not found" in err and str(tmp_path / "nowhere") in err
+
+
+def test_empty_folder(capsys, tmp_path):
+    (tmp_path / "images").mkdir()
+    expect_user_error(capsys, tmp_path, ["train", "resnet20", "--data", str(tmp_path / "images"), "--out", str(tmp_path / "run")],
+                      str(tmp_path / "images"))
+
+
+def test_resume_with_another_architecture(capsys, tmp_path):
+    first = tmp_path / "first"
+    assert run_cli(capsys, "train", *TINY_UNET, "--epochs", "1", "--out", str(first))[0] == 0
+    code, _, err = run_cli(capsys, "train", "fcn32s", "--resume", str(first))
+    assert code == 2 and "its checkpoint is a 'unet' model, not 'fcn32s'" in err
+
+
+def test_resume_of_a_folder_that_is_no_run(capsys, tmp_path):
+    expect_user_error(capsys, tmp_path, ["train", "--resume", str(tmp_path)], "no config.json there")
+
+
+def test_config_key_that_does_not_exist(capsys, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("epoch: 3\n")
+    expect_user_error(capsys, tmp_path, ["train", *TINY_UNET, "--config", str(config), "--out", str(tmp_path / "run")],
+                      "unknown option 'epoch' in the config file")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--lr", "-1"], "'lr' must be positive"),
+        (["--image-size", "3x9"], "at least"),
+        (["-k", "no_such_option=1"], "bad option for model 'unet'"),
+        (["--loss", "focal"], "'loss' must be one of"),
+        (["--amp", "fp16", "--device", "cpu"], "amp fp16 needs a GPU"),
+    ],
+)
+def test_bad_values(capsys, tmp_path, flags, message):
+    expect_user_error(capsys, tmp_path, ["train", *TINY_UNET, *flags, "--out", str(tmp_path / "run")], message)
+
+
+def test_task_mismatch(capsys, tmp_path):
+    folder = make_class_folder(tmp_path / "images")
+    expect_user_error(capsys, tmp_path, ["train", "unet", "--data", str(folder), "--out", str(tmp_path / "run")],
+                      "'unet' is a segmentation model, but data")
+
+
+def test_non_finite_loss_is_exit_code_2(capsys, tmp_path):
+    folder = make_class_folder(tmp_path / "images")
+    code, _, err = run_cli(capsys, "train", "resnet20", "--data", str(folder), "--lr", "1e30", "--weight-decay", "0",
+                           "--epochs", "1", "--out", str(tmp_path / "run"), "--progress", "log")
+    assert code == 2 and "the loss became" in err and "no checkpoint had been written yet" in err
+
+
+def test_evaluate_errors(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path))
+    assert code == 2 and "best.safetensors" in err
+    run = tmp_path / "run"
+    assert run_cli(capsys, "train", *TINY_UNET, "--epochs", "1", "--out", str(run))[0] == 0
+    folder = make_class_folder(tmp_path / "images")
+    code, _, err = run_cli(capsys, "evaluate", str(run), "--data", str(folder))
+    assert code == 2 and "does not fit the checkpoint: task classification vs segmentation" in err
