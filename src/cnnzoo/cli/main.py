@@ -15,6 +15,12 @@ import sys
 COMMAND_MODULES = (
     "cnnzoo.cli.zoo",
     "cnnzoo.cli.segment_classic",
+    "cnnzoo.cli.compare_segmenters",
+    "cnnzoo.cli.train",
+    "cnnzoo.cli.evaluate",
+    "cnnzoo.cli.predict",
+    "cnnzoo.cli.export",
+    "cnnzoo.cli.experiment",
 )
 
 USER_ERRORS = (ValueError, OSError, KeyError)

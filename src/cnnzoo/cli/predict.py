@@ -1,0 +1,89 @@
+"""``cnnzoo predict``: classes of images, or their masks, from a trained run."""
+
+from __future__ import annotations
+
+import argparse
+
+from cnnzoo.cli.table import format_table
+from cnnzoo.engine.predict import PREDICTION_FORMATS, WHOLE_IMAGE_MAX_PIXELS, PredictResult, predict
+
+MAX_ROWS_SHOWN = 20  # more predictions than this are in the file, not on the screen
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    side = int(WHOLE_IMAGE_MAX_PIXELS ** 0.5)
+    p = subparsers.add_parser(
+        "predict",
+        help="classify images, or segment them into PNG masks, with a trained run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Predict images (files, or folders searched recursively) with a trained run.\n"
+            "Classifiers: the top-k classes and their probabilities per image, printed and,\n"
+            "with --out, written to OUT/predictions.json (or .csv).\n"
+            "Segmenters: OUT/NAME_mask.png per image (a palette PNG whose pixel values are the\n"
+            "class indices) and, with --overlay, OUT/NAME_overlay.png (the image tinted with the\n"
+            f"class colours). Images larger than {side}x{side} pixels, or all with --tile-size,\n"
+            "are predicted tile by tile (overlap-tile, mirrored borders), in bounded memory.\n"
+            "Images are prepared as in training: the run's channels, size (classifiers) and\n"
+            "normalization."
+        ),
+        epilog=(
+            "examples:\n"
+            "  cnnzoo predict runs/resnet20-fashion photos/ --top-k 3 --out results --format csv\n"
+            "  cnnzoo predict runs/unet-shapes scan.png --out masks --overlay\n"
+            "  cnnzoo predict runs/unet-shapes/best.safetensors big_scan.tif --tile-size 256 --out masks"
+        ),
+    )
+    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run directory (its best checkpoint) or a "
+                   ".safetensors checkpoint")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    p.add_argument("--out", metavar="DIR", help="output folder (segmenters: default ./predictions; classifiers: "
+                   "nothing written without it)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="classifiers: classes per image (default 5)")
+    p.add_argument("--format", choices=PREDICTION_FORMATS, help="classifiers: file format (default json)")
+    p.add_argument("--tile-size", type=int, metavar="T", help="segmenters: predict in tiles of TxT input pixels")
+    p.add_argument("--overlay", action="store_true", help="segmenters: also write the image tinted with the classes")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="which checkpoint of a run directory (default best)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    result = predict(
+        args.source, args.inputs, out=args.out, top_k=args.top_k, format=args.format, tile_size=args.tile_size,
+        overlay=args.overlay, which=args.checkpoint, device=args.device,
+    )
+    print(result_table(result))
+    for path in result.files if result.task == "classification" else []:
+        print(f"wrote {path}")
+    if result.task == "segmentation":
+        print(f"wrote {len(result.files)} files under {args.out or 'predictions'}")
+    return 0
+
+
+def _shares(fractions: dict[str, float]) -> str:
+    """``"background 83%, circle 9%"``: the classes, most pixels first."""
+    return ", ".join(f"{name} {share:.0%}" for name, share in sorted(fractions.items(), key=lambda kv: -kv[1]))
+
+
+def result_table(result: PredictResult) -> str:
+    """The predictions as a plain-text table (the first :data:`MAX_ROWS_SHOWN` images)."""
+    shown = result.predictions[:MAX_ROWS_SHOWN]
+    if result.task == "classification":
+        k = max(len(p.classes) for p in shown)
+        header = ["image", *[f"top-{rank}" for rank in range(1, k + 1)]]
+        rows = [[str(p.image), *[f"{c} {q:.3f}" for c, q in zip(p.classes, p.probabilities)]] for p in shown]
+    else:
+        header = ["image", "size", "how", "classes (share of pixels)", "mask"]
+        rows = [
+            [str(p.image), f"{p.size[0]}x{p.size[1]}", "tiles" if p.tiled else "whole",
+             _shares(p.class_fractions),
+             str(p.mask)]
+            for p in shown
+        ]
+    table = format_table(header, rows)
+    hidden = len(result.predictions) - len(shown)
+    return table + (f"\n... and {hidden} more" if hidden else "")
+

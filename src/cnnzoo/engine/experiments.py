@@ -1,0 +1,337 @@
+"""Two of the papers' experiments, rerun on a budget: each trains a family of models with
+one recipe through :func:`cnnzoo.engine.trainer.train` and writes one PNG plus a table.
+
+* ``degradation`` (He et al. 2016, "Deep Residual Learning for Image Recognition", Fig. 1
+  and Fig. 6): plain-20, plain-56, ResNet-20 and ResNet-56 (the CIFAR nets of section 4.2).
+  The paper's finding: the deeper *plain* net has the *higher training error* (an
+  optimization difficulty, not overfitting), while the deeper *residual* net has the lower
+  one. The plot shows the four training-error curves (solid) and test errors (dashed).
+* ``multipliers`` (Howard et al. 2017, "MobileNets", section 3.3 and Table 6): MobileNet v1
+  at width multipliers 1.0, 0.75, 0.5 and 0.25; the plot shows test accuracy against
+  multiply-adds (log scale). Table 6 (ImageNet, 224 x 224) is the published reference and
+  appears next to the measured numbers (:data:`MOBILENET_TABLE6`).
+
+Parameters and multiply-adds come from :mod:`cnnzoo.analysis` at the data's input size.
+Each model's run directory (checkpoints, curves) is kept under the experiment's folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnnzoo._atomic import write_atomically
+
+__all__ = [
+    "DEGRADATION_MODELS", "EXPERIMENTS", "MOBILENET_TABLE6", "WIDTH_MULTIPLIERS", "ExperimentResult",
+    "ExperimentRow", "Recipe", "run_experiment",
+]
+
+DEGRADATION_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
+WIDTH_MULTIPLIERS = (1.0, 0.75, 0.5, 0.25)
+# Howard et al. 2017, Table 6 (ImageNet, 224 x 224): width -> (top-1 %, million
+# mult-adds, million parameters).
+MOBILENET_TABLE6 = {1.0: (70.6, 569, 4.2), 0.75: (68.4, 325, 2.6), 0.5: (63.7, 149, 1.3), 0.25: (50.6, 41, 0.5)}
+
+
+@dataclass
+class Recipe:
+    """The one training recipe every model of an experiment gets.
+
+    The optimizer follows He et al. 2016, section 4.2 (SGD, momentum 0.9, weight decay
+    1e-4, learning rate 0.1) with a cosine schedule in place of the paper's steps and one
+    epoch of linear warm-up (the paper warms its 110-layer net up at 0.01; a short run has
+    no time to recover from a bad start). The budget is one that runs on a 2-core CPU: a
+    seeded subset of 3,000 training images for 6 epochs, in batches of 64 (more steps than
+    the paper's 128 for the same work). docs/experiments.md has the measured times.
+    """
+
+    data: str = "fashion-mnist"
+    data_dir: str | None = None
+    epochs: int = 6
+    train_size: int | None = 3000
+    val_size: int | None = 1000
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    image_size: tuple[int, int] | None = None
+    augment: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    progress: str = "auto"
+
+
+@dataclass
+class ExperimentRow:
+    """One trained model: its costs, its final errors and its per-epoch history."""
+
+    label: str
+    model: str
+    model_kwargs: dict[str, Any]
+    params: int
+    macs: int
+    train_error: float  # 1 - training accuracy over the last epoch
+    test_error: float  # 1 - validation accuracy after the last epoch
+    best_test_error: float
+    seconds: float
+    run_dir: Path
+    history: list[dict[str, Any]] = field(repr=False, default_factory=list)
+
+
+@dataclass
+class ExperimentResult:
+    """What an experiment wrote: the rows, the Markdown table, and the files."""
+
+    name: str
+    rows: list[ExperimentRow]
+    table: str
+    figure: Path
+    csv: Path
+    markdown: Path
+    input_size: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class _Member:
+    label: str
+    model: str
+    model_kwargs: dict[str, Any]
+
+
+def run_experiment(name: str, recipe: Recipe | None = None, out: str | os.PathLike | None = None) -> ExperimentResult:
+    """Run experiment ``name`` (:data:`EXPERIMENTS`) with ``recipe``; files go to ``out``
+    (default ``runs/experiments/NAME-TIMESTAMP``), which must be new or empty.
+
+    Raises ``ValueError`` before any training for an unknown experiment, a segmentation
+    data set, or an output folder in use.
+    """
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    recipe = recipe or Recipe()
+    members, plot, describe = EXPERIMENTS[name]
+    default = Path("runs/experiments") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = _new_folder(Path(out) if out is not None else default)
+    spec = _classification_data(recipe, name)
+    input_size = (spec.in_chans, *spec.image_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [_train_member(member, recipe, spec, input_size, out_dir) for member in members]
+    header, cells = describe(rows)
+    from cnnzoo.cli.table import format_table  # a pure formatter with no CLI state (as config.py's parser)
+
+    numeric = {i for i, cell in enumerate(cells[0]) if cell[:1].isdigit()} if cells else set()
+    table = format_table(header, cells, align_right=numeric, markdown=True)
+    figure = plot(rows, out_dir / f"{name}.png", _title(name, recipe, input_size))
+    csv_path = _write_csv(out_dir / f"{name}.csv", rows)
+    markdown = out_dir / f"{name}.md"
+    write_atomically(markdown, lambda s: s.write((_caption(name, recipe, input_size) + "\n\n" + table + "\n").encode()))
+    return ExperimentResult(name, rows, table, figure, csv_path, markdown, input_size)
+
+
+# ---------------------------------------------------------------------------- the members
+
+def _degradation_members() -> list[_Member]:
+    return [_Member(name, name, {}) for name in DEGRADATION_MODELS]
+
+
+def _multiplier_members() -> list[_Member]:
+    return [_Member(f"width {w}", "mobilenet_v1", {"width_mult": w}) for w in WIDTH_MULTIPLIERS]
+
+
+def _train_member(
+    member: _Member, recipe: Recipe, spec: Any, input_size: tuple[int, int, int], out_dir: Path
+) -> ExperimentRow:
+    from cnnzoo.analysis import summarize
+    from cnnzoo.engine.config import resolve_config
+    from cnnzoo.engine.trainer import train
+    from cnnzoo.registry import create_model
+
+    total = summarize(
+        create_model(member.model, num_classes=spec.num_classes, in_chans=spec.in_chans, **member.model_kwargs),
+        input_size,
+    ).total
+    flags = {
+        "model": member.model, "data": recipe.data, "data_dir": recipe.data_dir,
+        "out": str(out_dir / member.label.replace(" ", "-")), "epochs": recipe.epochs,
+        "batch_size": recipe.batch_size, "lr": recipe.lr, "optimizer": "sgd", "momentum": recipe.momentum,
+        "weight_decay": recipe.weight_decay, "warmup_epochs": recipe.warmup_epochs,
+        "image_size": recipe.image_size, "train_size": recipe.train_size, "val_size": recipe.val_size,
+        "augment": recipe.augment, "seed": recipe.seed, "device": recipe.device, "workers": recipe.workers,
+        "model_kwargs": dict(member.model_kwargs), "progress": recipe.progress,
+    }
+    print(f"\n-- {member.label}: {total.params:,} parameters, {total.macs:,} multiply-adds per image", flush=True)
+    started = time.perf_counter()
+    result = train(resolve_config({}, flags))
+    seconds = time.perf_counter() - started
+    history = result.history
+    last = history[-1]
+    return ExperimentRow(
+        label=member.label, model=member.model, model_kwargs=dict(member.model_kwargs), params=total.params,
+        macs=total.macs, train_error=1 - last["train_acc1"], test_error=1 - last["acc1"],
+        best_test_error=min(1 - row["acc1"] for row in history), seconds=seconds, run_dir=result.run_dir,
+        history=history,
+    )
+
+
+# ------------------------------------------------------------------------------- tables
+
+def _degradation_table(rows: list[ExperimentRow]) -> tuple[list[str], list[list[str]]]:
+    from cnnzoo.analysis.summary import format_count
+
+    header = ["model", "layers", "shortcuts", "params", "MACs", "train error %", "test error %",
+              "best test error %", "time"]
+    cells = [
+        [row.label, row.model.removeprefix("plain").removeprefix("resnet"),
+         "no" if row.model.startswith("plain") else "yes (option A)", format_count(row.params),
+         format_count(row.macs), f"{100 * row.train_error:.2f}", f"{100 * row.test_error:.2f}",
+         f"{100 * row.best_test_error:.2f}", f"{row.seconds:.0f} s"]
+        for row in rows
+    ]
+    return header, cells
+
+
+def _multiplier_table(rows: list[ExperimentRow]) -> tuple[list[str], list[list[str]]]:
+    from cnnzoo.analysis.summary import format_count
+
+    header = ["width", "params", "MACs", "test accuracy %", "train accuracy %", "time",
+              "Table 6 top-1 %", "Table 6 MACs", "Table 6 params"]
+    cells = []
+    for row in rows:
+        width = row.model_kwargs["width_mult"]
+        top1, mult_adds, params = MOBILENET_TABLE6[width]
+        cells.append([
+            str(width), format_count(row.params), format_count(row.macs), f"{100 * (1 - row.test_error):.2f}",
+            f"{100 * (1 - row.train_error):.2f}", f"{row.seconds:.0f} s", f"{top1}", f"{mult_adds} M",
+            f"{params} M",
+        ])
+    return header, cells
+
+
+def _write_csv(path: Path, rows: list[ExperimentRow]) -> Path:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["label", "model", "options", "params", "macs", "train_error", "test_error", "best_test_error",
+                     "seconds", "run_dir"])
+    for row in rows:
+        options = " ".join(f"{k}={v}" for k, v in row.model_kwargs.items())
+        writer.writerow([row.label, row.model, options, row.params, row.macs, f"{row.train_error:.6f}",
+                         f"{row.test_error:.6f}", f"{row.best_test_error:.6f}", f"{row.seconds:.1f}", row.run_dir])
+    return write_atomically(path, lambda s: s.write(buffer.getvalue().encode()))
+
+
+# -------------------------------------------------------------------------------- plots
+
+def _plot_degradation(rows: list[ExperimentRow], path: Path, title: str) -> Path:
+    figure, axes = _figure()
+    colours = {"plain20": "tab:orange", "plain56": "tab:red", "resnet20": "tab:cyan", "resnet56": "tab:blue"}
+    for row in rows:
+        epochs = [entry["epoch"] for entry in row.history]
+        colour = colours.get(row.model)
+        axes.plot(epochs, [100 * (1 - e["train_acc1"]) for e in row.history], color=colour, linewidth=2,
+                  marker="o", markersize=3, label=f"{row.label} train")
+        axes.plot(epochs, [100 * (1 - e["acc1"]) for e in row.history], color=colour, linewidth=1,
+                  linestyle="--", marker="x", markersize=3, label=f"{row.label} test")
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("error (%)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    return _save(figure, path)
+
+
+def _plot_multipliers(rows: list[ExperimentRow], path: Path, title: str) -> Path:
+    figure, axes = _figure()
+    macs = [row.macs / 1e6 for row in rows]
+    accuracy = [100 * (1 - row.test_error) for row in rows]
+    axes.plot(macs, accuracy, marker="o", color="tab:blue")
+    for row, x, y in zip(rows, macs, accuracy):
+        axes.annotate(str(row.model_kwargs["width_mult"]), (x, y), textcoords="offset points", xytext=(4, -10),
+                      fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel("million multiply-adds per image (log scale)")
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3, which="both")
+    return _save(figure, path)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), dpi=110)
+    return figure, figure.add_subplot()
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    return write_atomically(path, lambda stream: figure.savefig(stream, format="png"))
+
+
+# ------------------------------------------------------------------------------ helpers
+
+def _classification_data(recipe: Recipe, experiment: str) -> Any:
+    from cnnzoo.data import build_data
+
+    spec = build_data(recipe.data, data_dir=recipe.data_dir, image_size=recipe.image_size,
+                      train_size=recipe.train_size, val_size=recipe.val_size, seed=recipe.seed)
+    if spec.task != "classification":
+        raise ValueError(f"experiment {experiment} compares classifiers, but {recipe.data!r} is a {spec.task} "
+                         "data set; give a classification set (fashion-mnist or a folder of class sub-folders)")
+    return spec
+
+
+def _new_folder(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output folder {path} is a file")
+    if path.is_dir() and any(path.iterdir()):
+        raise ValueError(f"output folder {path} already exists and is not empty; choose another --out")
+    return path
+
+
+def _title(name: str, recipe: Recipe, input_size: tuple[int, int, int]) -> str:
+    what = {"degradation": "Plain vs residual nets (He et al. 2016, Fig. 6)",
+            "multipliers": "MobileNet v1 width multipliers (Howard et al. 2017, Table 6)"}[name]
+    data, _, training = _settings(recipe, input_size).partition("), ")
+    return f"{what}\n{data})\n{training}"
+
+
+def _caption(name: str, recipe: Recipe, input_size: tuple[int, int, int]) -> str:
+    reference = {
+        "degradation": "He et al. 2016, Fig. 1 and 6: plain-56 has a higher training error than plain-20; "
+                       "ResNet-56 a lower one than ResNet-20.",
+        "multipliers": "Howard et al. 2017, Table 6 (ImageNet, 224x224) columns are the published reference; "
+                       "MACs here are at the data's input size.",
+    }[name]
+    return f"**{name}**: {_settings(recipe, input_size)}. {reference}"
+
+
+def _settings(recipe: Recipe, input_size: tuple[int, int, int]) -> str:
+    sizes = f"{recipe.train_size or 'all'} train / {recipe.val_size or 'all'} test images"
+    warmup = f"{recipe.warmup_epochs:g} epoch" + ("" if recipe.warmup_epochs == 1 else "s")
+    return (f"{recipe.data} ({sizes}, {'x'.join(map(str, input_size))}), {recipe.epochs} epochs, "
+            f"SGD lr {recipe.lr:g} (warm-up {warmup}), batch {recipe.batch_size}, wd {recipe.weight_decay:g}, "
+            f"seed {recipe.seed}")
+
+
+_Describe = Callable[[list[ExperimentRow]], tuple[list[str], list[list[str]]]]
+_Plot = Callable[[list[ExperimentRow], Path, str], Path]
+
+# name -> (members, plot, table)
+EXPERIMENTS: dict[str, tuple[list[_Member], _Plot, _Describe]] = {
+    "degradation": (_degradation_members(), _plot_degradation, _degradation_table),
+    "multipliers": (_multiplier_members(), _plot_multipliers, _multiplier_table),
+}

@@ -1,0 +1,385 @@
+"""Prediction with a trained model: class probabilities for classifiers, masks for segmenters.
+
+Images are prepared exactly as in training (:mod:`cnnzoo.data.images`): decoded to
+``C x H x W`` in [0, 1] with the model's channels (gray repeated to RGB, colour to its
+luma), classification inputs resized to the run's ``image_size`` (bilinear, antialiased),
+then normalized with the run's ``mean`` and ``std``.
+
+* Classifiers give the ``top_k`` classes and their softmax probabilities per image,
+  written as JSON or CSV (:func:`write_class_predictions`).
+* Segmenters give a class per pixel at the image's own size, written as a palette PNG
+  (the pixel values are the class indices; any viewer shows them in colour) and, on
+  request, an overlay (the image tinted with the class colours, region outlines in white):
+  :func:`cnnzoo.classical.io.write_label_map` and :func:`~cnnzoo.classical.io.write_overlay`,
+  the same files ``cnnzoo segment-classic`` writes. An image of at most
+  :data:`WHOLE_IMAGE_MAX_PIXELS` is predicted whole (mirror-padded to the nearest size the
+  model takes, as the U-Net paper extrapolates the border); a larger one, or any image when
+  a ``tile_size`` is given, goes through the overlap-tile path
+  (:func:`cnnzoo.engine.tiling.predict_tiled`), whose memory is bounded by the tile.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cnnzoo._atomic import write_atomically
+from cnnzoo.data.images import IMAGE_SUFFIXES, check_image_file, read_image, resize_image
+
+__all__ = [
+    "DEFAULT_TILE_SIZE", "PREDICTION_FORMATS", "WHOLE_IMAGE_MAX_PIXELS", "ClassPrediction", "MaskPrediction",
+    "PredictResult", "classify_images", "find_images", "predict", "prepare_image", "segment_image",
+    "segment_images", "write_class_predictions",
+]
+
+PREDICTION_FORMATS = ("json", "csv")
+# Larger segmentation inputs go through tiles: a padded U-Net of width 64 needs about 2 GB
+# of activations at 512 x 512, which is as much as a laptop should be asked for.
+WHOLE_IMAGE_MAX_PIXELS = 512 * 512
+# Tile side for same-size nets; a valid-convolution net (output smaller than its input)
+# loses a wide border per tile, so it gets the paper's 572-pixel tile (388 kept of it).
+DEFAULT_TILE_SIZE = 256
+PAPER_TILE_SIZE = 572
+_MAX_PROBE = 1024  # how far up a covering tile size is searched for
+
+
+@dataclass
+class ClassPrediction:
+    """The ``top_k`` classes of one image, most probable first."""
+
+    image: Path
+    indices: list[int]
+    classes: list[str]
+    probabilities: list[float]
+
+
+@dataclass
+class MaskPrediction:
+    """One segmented image: where its mask (and overlay) went and how much of each class it holds."""
+
+    image: Path
+    size: tuple[int, int]
+    tiled: bool
+    mask: Path
+    overlay: Path | None
+    class_fractions: dict[str, float]
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict` did: the task, one prediction per image and the files written."""
+
+    task: str
+    predictions: list[ClassPrediction] | list[MaskPrediction]
+    files: list[Path] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------- inputs
+
+def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """The image files named by ``inputs``: files as given, folders searched recursively for
+    :data:`~cnnzoo.data.images.IMAGE_SUFFIXES` (any case; hidden files skipped), sorted per
+    folder, each file once.
+
+    Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError`` for a
+    folder without images or no inputs at all.
+    """
+    if not inputs:
+        raise ValueError("no input images given")
+    found: dict[Path, None] = {}
+    for entry in map(Path, inputs):
+        if entry.is_dir():
+            images = sorted(
+                path for path in entry.rglob("*")
+                if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+                and not any(part.startswith(".") for part in path.relative_to(entry).parts)
+            )
+            if not images:
+                raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in folder {entry}")
+            found.update(dict.fromkeys(images))
+        elif entry.is_file():
+            found[entry] = None
+        else:
+            raise FileNotFoundError(f"no such image file or folder: {entry}")
+    return list(found)
+
+
+def prepare_image(image: torch.Tensor, meta: dict[str, Any], resize: bool) -> torch.Tensor:
+    """``1 x C x H x W`` model input from a ``C x H x W`` image in [0, 1] (already in the
+    model's channels): resized to ``meta["image_size"]`` when ``resize``, then normalized
+    with ``meta["mean"]`` and ``meta["std"]``."""
+    if resize:
+        image = resize_image(image, _pair(meta["image_size"]))
+    mean = torch.tensor(meta["mean"], dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(meta["std"], dtype=torch.float32).view(-1, 1, 1)
+    if len(mean) != image.shape[0]:
+        raise ValueError(f"the run's mean has {len(mean)} channels, the image {image.shape[0]}")
+    return ((image - mean) / std)[None]
+
+
+# ------------------------------------------------------------------------ classification
+
+@torch.no_grad()
+def classify_images(
+    model: nn.Module, meta: dict[str, Any], paths: Sequence[Path], top_k: int = 5, batch_size: int = 32
+) -> list[ClassPrediction]:
+    """The ``top_k`` classes (at most all of them) and softmax probabilities of each image."""
+    _check_positive("top_k", top_k)
+    _check_positive("batch_size", batch_size)
+    names = meta["class_names"]
+    k = min(top_k, meta["num_classes"])
+    device = _device_of(model)
+    predictions = []
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        batch = torch.cat([prepare_image(read_image(p, channels=meta["in_chans"]), meta, resize=True) for p in chunk])
+        probabilities = model(batch.to(device)).float().softmax(dim=1).cpu()
+        values, indices = probabilities.topk(k, dim=1)
+        for path, top_values, top_indices in zip(chunk, values.tolist(), indices.tolist()):
+            predictions.append(ClassPrediction(path, top_indices, [names[i] for i in top_indices], top_values))
+    return predictions
+
+
+def write_class_predictions(
+    predictions: Sequence[ClassPrediction], path: str | os.PathLike, format: str = "json"
+) -> Path:
+    """Write the predictions atomically: JSON (one object per image with its ``top`` list) or
+    CSV (one row per image and rank: ``image,rank,class_index,class_name,probability``)."""
+    if format == "json":
+        records = [
+            {"image": str(p.image), "top": [
+                {"class_index": i, "class_name": c, "probability": q}
+                for i, c, q in zip(p.indices, p.classes, p.probabilities)
+            ]}
+            for p in predictions
+        ]
+        text = json.dumps({"predictions": records}, indent=1) + "\n"
+    elif format == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["image", "rank", "class_index", "class_name", "probability"])
+        for p in predictions:
+            for rank, (i, c, q) in enumerate(zip(p.indices, p.classes, p.probabilities), start=1):
+                writer.writerow([str(p.image), rank, i, c, f"{q:.6g}"])
+        text = buffer.getvalue()
+    else:
+        raise ValueError(f"unknown format {format!r}; choose one of {', '.join(PREDICTION_FORMATS)}")
+    return write_atomically(path, lambda stream: stream.write(text.encode()))
+
+
+# -------------------------------------------------------------------------- segmentation
+
+@torch.no_grad()
+def segment_image(
+    model: nn.Module, image: torch.Tensor, tile_size: int | None = None,
+    max_pixels: int = WHOLE_IMAGE_MAX_PIXELS, batch_size: int = 4,
+) -> tuple[torch.Tensor, bool]:
+    """``(labels, tiled)``: the class of every pixel (``H x W`` int64) of a normalized
+    ``1 x C x H x W`` image, and whether the overlap-tile path was taken.
+
+    Without ``tile_size``, an image of at most ``max_pixels`` is predicted whole: as it is
+    when the model takes its size and returns it, else as one mirror-padded tile of the
+    smallest size that covers it. A larger one is cut into tiles of
+    :func:`default_tile_size`.
+    """
+    from cnnzoo.engine.tiling import predict_tiled
+
+    height, width = image.shape[-2:]
+    device = _device_of(model)
+    if tile_size is None and height * width <= max_pixels:
+        if _accepts(model, height, width) and _output_size(model, height, width) == (height, width):
+            return model(image.to(device)).argmax(dim=1)[0].cpu(), False
+        tile = _covering_tile(model, max(height, width))
+        if tile is not None:
+            labels = predict_tiled(model, image, tile, overlap=0, batch_size=1, return_labels=True)
+            return labels[0].long(), False
+    tile = tile_size if tile_size is not None else default_tile_size(model)
+    return predict_tiled(model, image, tile, batch_size=batch_size, return_labels=True)[0].long(), True
+
+
+def default_tile_size(model: nn.Module) -> int:
+    """:data:`DEFAULT_TILE_SIZE`, or :data:`PAPER_TILE_SIZE` for a net whose output is
+    smaller than its input, rounded down to a size the model takes."""
+    from cnnzoo.engine.tiling import fit_tile_size
+
+    tile = fit_tile_size(model, DEFAULT_TILE_SIZE)
+    if _output_size(model, tile, tile) != (tile, tile):
+        tile = fit_tile_size(model, PAPER_TILE_SIZE)
+    return tile
+
+
+@torch.no_grad()
+def segment_images(
+    model: nn.Module, meta: dict[str, Any], paths: Sequence[Path], out_dir: str | os.PathLike, *,
+    roots: Sequence[Path | None] | None = None, overlay: bool = False, tile_size: int | None = None,
+    max_pixels: int = WHOLE_IMAGE_MAX_PIXELS,
+) -> list[MaskPrediction]:
+    """Segment each image and write ``NAME_mask.png`` (and ``NAME_overlay.png``) under ``out_dir``.
+
+    ``roots[i]`` is the folder image ``i`` was found in (its sub-folders are kept under
+    ``out_dir``) or ``None`` (a file given by name: ``NAME`` is its stem). Names that
+    would collide get ``-2``, ``-3``, ... appended.
+    """
+    from cnnzoo.classical.io import write_label_map, write_overlay
+
+    out_dir = Path(out_dir)
+    names = _output_names(paths, roots or [None] * len(paths))
+    class_names = meta["class_names"]
+    predictions = []
+    for path, name in zip(paths, names):
+        image = read_image(path, channels=meta["in_chans"])
+        labels, tiled = segment_image(model, prepare_image(image, meta, resize=False), tile_size, max_pixels)
+        labels_np = labels.numpy()
+        mask_path = out_dir / f"{name}_mask.png"
+        mask_path.parent.mkdir(parents=True, exist_ok=True)
+        write_label_map(mask_path, labels_np)
+        overlay_path = None
+        if overlay:
+            overlay_path = out_dir / f"{name}_overlay.png"
+            write_overlay(overlay_path, image.permute(1, 2, 0).numpy(), labels_np)
+        counts = np.bincount(labels_np.ravel(), minlength=len(class_names))
+        fractions = {class_names[i]: float(counts[i] / labels_np.size) for i in np.flatnonzero(counts)}
+        predictions.append(MaskPrediction(path, tuple(labels_np.shape), tiled, mask_path, overlay_path, fractions))
+    return predictions
+
+
+# ---------------------------------------------------------------------------- the whole job
+
+def predict(
+    source: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
+    top_k: int = 5, format: str | None = None, tile_size: int | None = None, overlay: bool = False,
+    which: str = "best", device: str = "cpu",
+) -> PredictResult:
+    """Predict every image in ``inputs`` (files or folders) with the trained run ``source``
+    (a run directory or a ``.safetensors`` checkpoint).
+
+    Classifiers: the ``top_k`` classes per image, written to ``out/predictions.json`` (or
+    ``.csv`` with ``format="csv"``) when ``out`` is given. Segmenters: masks (and overlays
+    with ``overlay=True``) under ``out`` (default ``predictions``). Every input is checked
+    (exists, decodes) and the output folder made before anything is written.
+    """
+    from cnnzoo.engine.checkpoint import load_trained
+
+    trained = load_trained(source, which=which, map_location=device)
+    task = trained.meta["task"]
+    _check_options(task, top_k, format, tile_size, overlay)
+    out_dir = _prepare_out_dir(out if out is not None else ("predictions" if task == "segmentation" else None))
+    paths = find_images(inputs)
+    roots = _roots(paths, inputs)
+    for path in paths:
+        check_image_file(path)  # a bad file is named now, before any output is written
+    if task == "classification":
+        predictions = classify_images(trained.model, trained.meta, paths, top_k)
+        files = []
+        if out_dir is not None:
+            format = format or "json"
+            files.append(write_class_predictions(predictions, out_dir / f"predictions.{format}", format))
+        return PredictResult(task, predictions, files)
+    predictions = segment_images(trained.model, trained.meta, paths, out_dir, roots=roots, overlay=overlay,
+                                 tile_size=tile_size)
+    files = [f for p in predictions for f in (p.mask, p.overlay) if f is not None]
+    return PredictResult(task, predictions, files)
+
+
+# ------------------------------------------------------------------------------- helpers
+
+def _check_options(task: str, top_k: int, format: str | None, tile_size: int | None, overlay: bool) -> None:
+    if task == "classification":
+        _check_positive("top_k", top_k)
+        if format is not None and format not in PREDICTION_FORMATS:
+            raise ValueError(f"unknown format {format!r}; choose one of {', '.join(PREDICTION_FORMATS)}")
+        if tile_size is not None:
+            raise ValueError("a tile size applies only to segmentation models; this run is a classifier")
+        if overlay:
+            raise ValueError("overlays apply only to segmentation models; this run is a classifier")
+    elif task == "segmentation":
+        if format is not None:
+            raise ValueError("a format (json, csv) applies only to classifiers; a segmenter writes PNG masks")
+        if tile_size is not None:
+            _check_positive("tile_size", tile_size)
+    else:
+        raise ValueError(f"cannot predict with a {task!r} model")
+
+
+def _prepare_out_dir(out: str | os.PathLike | None) -> Path | None:
+    if out is None:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} is a file; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+    return out
+
+
+def _roots(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[Path | None]:
+    """For each image, the input folder it was found in (the first that holds it) or None."""
+    folders = [Path(entry) for entry in inputs if Path(entry).is_dir()]
+    roots = []
+    for path in paths:
+        roots.append(next((folder for folder in folders if path.is_relative_to(folder)), None))
+    return roots
+
+
+def _output_names(paths: Sequence[Path], roots: Sequence[Path | None]) -> list[str]:
+    names, used = [], set()
+    for path, root in zip(paths, roots):
+        base = (path.relative_to(root).with_suffix("") if root is not None else Path(path.stem)).as_posix()
+        name, number = base, 1
+        while name in used:
+            number += 1
+            name = f"{base}-{number}"
+        used.add(name)
+        names.append(name)
+    return names
+
+
+def _covering_tile(model: nn.Module, side: int) -> int | None:
+    """The smallest square input the model takes whose output is at least ``side`` on a side."""
+    for tile in range(max(side, getattr(model, "min_input_size", 1)), side + _MAX_PROBE):
+        if _accepts(model, tile, tile) and min(_output_size(model, tile, tile)) >= side:
+            return tile
+    return None
+
+
+def _accepts(model: nn.Module, height: int, width: int) -> bool:
+    if min(height, width) < getattr(model, "min_input_size", 1):
+        return False
+    check = getattr(model, "check_size", None)
+    if check is None:
+        return True
+    try:
+        check(height, width)
+    except ValueError:
+        return False
+    return True
+
+
+def _output_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
+    output_size = getattr(model, "output_size", None)
+    return (height, width) if output_size is None else tuple(output_size(height, width))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
+def _pair(size: Any) -> tuple[int, int]:
+    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
