@@ -185,10 +185,12 @@ def compare_methods(
 def format_table(evaluations: Iterable[MethodEvaluation]) -> str:
     """A Markdown table of evaluations, one row per method."""
     lines = [
-        "| method | matching | images | mean IoU | pixel accuracy | regions / image | s / image |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| method | matching | images | mean IoU | pixel accuracy | regions / image | s / image | options |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for e in evaluations:
+        options = ", ".join(f"{name}={value}" for name, value in e.options.items())
         lines.append(f"| {e.method.replace('_', ' ')} | {e.matching} | {e.num_images} | {e.scores.mean_iou:.3f} "
-                     f"| {e.scores.pixel_accuracy:.3f} | {e.mean_regions:.1f} | {e.seconds_per_image:.3f} |")
+                     f"| {e.scores.pixel_accuracy:.3f} | {e.mean_regions:.1f} | {e.seconds_per_image:.3f} "
+                     f"| {options} |")
     return "\n".join(lines)
