@@ -27,6 +27,7 @@ import sys
 import torch
 
 import cnnzoo
+from _rss import proc_status_bytes, reset_peak_rss  # benchmarks/_rss.py (the script's folder is on sys.path)
 
 
 def build(model_name: str, memory_efficient: bool, device: torch.device) -> torch.nn.Module:
@@ -48,24 +49,6 @@ def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(x).sum().backward()
     return sum(storages.values())
-
-
-def proc_status_bytes(field: str) -> int:
-    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, in bytes.
-
-    Not ``getrusage``'s ``ru_maxrss``: on Linux a child inherits its parent's high-water mark
-    through fork and exec, which would hide the child's own peak."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak_rss() -> None:
-    """Start the peak (VmHWM) afresh from the current resident set (Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
 
 
 def peak_bytes(model_name: str, memory_efficient: bool, batch: int, size: int) -> int:

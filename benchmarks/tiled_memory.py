@@ -30,6 +30,7 @@ import time
 import torch
 
 import cnnzoo
+from _rss import proc_status_bytes, reset_peak_rss  # benchmarks/_rss.py (the script's folder is on sys.path)
 from cnnzoo.engine.tiling import predict_tiled
 
 TILE = 572  # the paper's input tile (output 388)
@@ -41,21 +42,6 @@ def build(auto_pad: bool, device: torch.device) -> torch.nn.Module:
     torch.manual_seed(0)  # the same weights for both variants
     model = cnnzoo.create_model("unet", num_classes=2, in_chans=1, base_width=BASE_WIDTH, auto_pad=auto_pad)
     return model.to(device).eval()
-
-
-def proc_status_bytes(field: str) -> int:
-    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident) of this process, in bytes."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def reset_peak_rss() -> None:
-    """Start the peak (VmHWM) afresh from the current resident set (Linux >= 4.0)."""
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
 
 
 @torch.no_grad()

@@ -96,7 +96,7 @@ class CrossEntropy(nn.Module):
         return _cross_entropy_map(logits, target, self.ignore_index, self.label_smoothing).mean_scored()
 
 
-class WeightedCrossEntropy(nn.Module):
+class WeightedCrossEntropy(CrossEntropy):
     """Pixel-wise softmax cross-entropy weighted by a per-pixel map (U-Net, eq. 1).
 
     ``loss = sum_x w(x) ce(x) / sum_x w(x)``, the sums over the pixels whose target is not
@@ -106,12 +106,6 @@ class WeightedCrossEntropy(nn.Module):
     loss's scale (so the learning rate does not have to change with ``w0``). A batch whose
     scored weights sum to 0 gives 0.
     """
-
-    def __init__(self, num_classes: int, ignore_index: int | None = None, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.num_classes = _check_num_classes(num_classes)
-        self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
         if weight is None:

@@ -35,6 +35,7 @@ from torch import nn
 
 from cnnzoo._atomic import write_atomically
 from cnnzoo.data.images import IMAGE_SUFFIXES, check_image_file, read_image, resize_image
+from cnnzoo.engine.tiling import accepts_size
 
 __all__ = [
     "DEFAULT_TILE_SIZE", "PREDICTION_FORMATS", "WHOLE_IMAGE_MAX_PIXELS", "ClassPrediction", "MaskPrediction",
@@ -197,7 +198,7 @@ def segment_image(
     height, width = image.shape[-2:]
     device = _device_of(model)
     if tile_size is None and height * width <= max_pixels:
-        if _accepts(model, height, width) and _output_size(model, height, width) == (height, width):
+        if accepts_size(model, height, width) and _output_size(model, height, width) == (height, width):
             return model(image.to(device)).argmax(dim=1)[0].cpu(), False
         tile = _covering_tile(model, max(height, width))
         if tile is not None:
@@ -349,22 +350,9 @@ def _output_names(paths: Sequence[Path], roots: Sequence[Path | None]) -> list[s
 def _covering_tile(model: nn.Module, side: int) -> int | None:
     """The smallest square input the model takes whose output is at least ``side`` on a side."""
     for tile in range(max(side, getattr(model, "min_input_size", 1)), side + _MAX_PROBE):
-        if _accepts(model, tile, tile) and min(_output_size(model, tile, tile)) >= side:
+        if accepts_size(model, tile, tile) and min(_output_size(model, tile, tile)) >= side:
             return tile
     return None
-
-
-def _accepts(model: nn.Module, height: int, width: int) -> bool:
-    if min(height, width) < getattr(model, "min_input_size", 1):
-        return False
-    check = getattr(model, "check_size", None)
-    if check is None:
-        return True
-    try:
-        check(height, width)
-    except ValueError:
-        return False
-    return True
 
 
 def _output_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:

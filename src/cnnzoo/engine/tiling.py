@@ -224,17 +224,23 @@ def _output_size(model: nn.Module, tile: int) -> tuple[int, int]:
     return int(out_h), int(out_w)
 
 
-def _accepts(model: nn.Module, size: int) -> bool:
-    if size < getattr(model, "min_input_size", 1):
+def accepts_size(model: nn.Module, height: int, width: int) -> bool:
+    """Whether ``model`` takes an ``height x width`` input: at least its ``min_input_size``
+    and passing its ``check_size`` (the Segmenter contract); any size for a model without them."""
+    if min(height, width) < getattr(model, "min_input_size", 1):
         return False
     check = getattr(model, "check_size", None)
     if check is None:
         return True
     try:
-        check(size, size)
+        check(height, width)
     except ValueError:
         return False
     return True
+
+
+def _accepts(model: nn.Module, size: int) -> bool:
+    return accepts_size(model, size, size)
 
 
 def _reflect(index: Tensor, length: int) -> Tensor:
