@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 import time
@@ -132,7 +133,7 @@ def segmentation_demo(root: Path, seconds: float = SEGMENTATION_SECONDS, train_s
     show_and_run([
         "train", "unet", "--data", "shapes", "--image-size", str(image_size), "--train-size", str(train_size),
         "--val-size", str(val_size), "--epochs", str(epochs), "--batch-size", str(batch_size),
-        "--time-limit", f"{1.25 * seconds:.0f}", "--out", str(run_dir), "--progress", "log",
+        "--time-limit", f"{1.25 * seconds:.0f}", "--out", str(run_dir), "--progress", "log", "--lr", "3e-3",
         *[arg for key, value in UNET_OPTIONS.items() for arg in ("-k", f"{key}={value}")],
     ])
     section("Evaluate it on the validation images")
@@ -228,6 +229,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.seconds <= 0:
         parser.error("--seconds must be positive")
+    # On a small, shared CPU PyTorch's intra-op threads wait on each other: a U-Net step on
+    # 64x64 images measured 10-50x slower with two threads than with one while another job
+    # ran (docs/experiments.md). One thread keeps the demo's two-minute budget meaningful.
+    if (os.cpu_count() or 1) <= 2:
+        torch.set_num_threads(1)
     if not args.skip_tour:
         tour()
     root = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
