@@ -14,6 +14,8 @@ DOCUMENTS = [
     "docs/losses_metrics.md",
     "docs/data.md",
     "docs/training.md",
+    "docs/predict_export.md",
+    "docs/experiments.md",
     "docs/models/fcn.md",
     "docs/models/unet_segnet.md",
 ]

@@ -153,6 +153,17 @@ class BatchSizeTimes(nn.Module):
         return x * float(x.shape[0])
 
 
+class Threes(nn.Module):
+    def forward(self, x):
+        return x * 0 + 3
+
+
+def test_the_tolerance_scales_with_the_largest_output(tmp_path):
+    # bound = tolerance * max(1, max |output|) = 1e-4 * 3
+    result = export_model(Threes(), tmp_path / "t.onnx", input_size=(1, 2, 2))
+    assert result.max_abs_output == 3.0 and result.tolerance == pytest.approx(3e-4) and result.max_abs_diff == 0
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_an_export_that_differs_is_refused_and_nothing_written(tmp_path, fmt):
     out = tmp_path / "bad.model"

@@ -59,8 +59,9 @@ class ExportResult:
     """What was written and how well it matches the eager model.
 
     ``max_abs_diff`` is the largest absolute difference between the exported and the eager
-    model's outputs on the same random input(s); ``tolerance`` the absolute bound it was
-    held to; ``exporter`` is ``"legacy"`` or ``"dynamo"`` (ONNX) or ``"trace"`` (TorchScript).
+    model's outputs on the same random input(s), ``max_abs_output`` the largest eager output
+    (their ratio is the relative difference) and ``tolerance`` the absolute bound the
+    difference was held to; ``exporter`` is ``"legacy"`` or ``"dynamo"`` (ONNX) or ``"trace"`` (TorchScript).
     """
 
     path: Path
@@ -71,6 +72,7 @@ class ExportResult:
     opset: int | None
     max_abs_diff: float
     tolerance: float
+    max_abs_output: float
     size_bytes: int
     seconds: float
 
@@ -192,13 +194,14 @@ def export_model(
         data, used = _export_torchscript(model, example), "trace"
         run_exported = _torchscript_runner(data)
     batches = [1, _CHECK_BATCH] if dynamic_batch else [1]
-    worst, bound = _compare(model, run_exported, [torch.randn(b, *size, generator=generator) for b in batches],
-                            tolerance, format)
+    worst, bound, largest = _compare(
+        model, run_exported, [torch.randn(b, *size, generator=generator) for b in batches], tolerance, format
+    )
     write_atomically(out, lambda stream: stream.write(data))
     return ExportResult(
         path=out, format=format, exporter=used, input_size=size, dynamic_batch=dynamic_batch,
         opset=_onnx_opset(data) if format == "onnx" else None, max_abs_diff=worst, tolerance=bound,
-        size_bytes=len(data), seconds=time.perf_counter() - start,
+        max_abs_output=largest, size_bytes=len(data), seconds=time.perf_counter() - start,
     )
 
 
@@ -217,10 +220,11 @@ def _resolve_input_size(
 def _compare(
     model: nn.Module, run_exported: Callable[[torch.Tensor], np.ndarray], inputs: list[torch.Tensor],
     tolerance: float, format: str,
-) -> tuple[float, float]:
-    """``(largest difference, its bound)`` between the exported and the eager model on
-    ``inputs``; ``ValueError`` when it is over the bound (or the exported model fails)."""
-    worst, bound = 0.0, 0.0
+) -> tuple[float, float, float]:
+    """``(largest difference, its bound, largest eager output)`` between the exported and
+    the eager model on ``inputs``; ``ValueError`` when the difference is over the bound (or
+    the exported model fails)."""
+    worst, largest = 0.0, 0.0
     for x in inputs:
         with torch.no_grad():
             expected = model(x).numpy()
@@ -233,13 +237,14 @@ def _compare(
             raise ValueError(f"the exported {format} model gives shape {got.shape}, the model {expected.shape}; "
                              "nothing written")
         worst = max(worst, float(np.abs(got - expected).max()))
-        bound = max(bound, tolerance * max(1.0, float(np.abs(expected).max())))
+        largest = max(largest, float(np.abs(expected).max()))
+    bound = tolerance * max(1.0, largest)
     if not worst <= bound:  # NaN fails too
         raise ValueError(
             f"the exported {format} model differs from the original by up to {worst:.3g} "
             f"(tolerance {bound:.3g}); nothing written"
         )
-    return worst, bound
+    return worst, bound, largest
 
 
 def _check_input_size(size: tuple[int, ...]) -> tuple[int, int, int]:
