@@ -25,14 +25,13 @@ against the budget: start-up, data loading, calibration, training and evaluation
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import time
 
 START = time.perf_counter()
 
 import torch  # noqa: E402
 
+from _calibrate import fastest_thread_count, seconds_per_training_image  # noqa: E402  (benchmarks/)
 from cnnzoo.data import build_augment  # noqa: E402
 from cnnzoo.engine.config import resolve_config  # noqa: E402
 from cnnzoo.engine.losses import build_loss  # noqa: E402
@@ -45,29 +44,13 @@ TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 
 
 def seconds_per_image(batch_size: int, amp: str, channels_last: bool, steps: int = 6) -> float:
-    """Median training time per image (forward, loss, backward, step, augmentation) of
-    resnet20 on 1x28x28 batches, after two warm-up steps."""
+    """Median training time per image of resnet20 on 1x28x28 batches (see _calibrate.py)."""
     model = create_model("resnet20", num_classes=10, in_chans=1)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, "sgd", lr=0.01, weight_decay=5e-4, nesterov=True)
     loss_fn = build_loss("ce", task="classification", num_classes=10, label_smoothing=0.1)
     augment = build_augment("classification", (28, 28), "light")
     batch = {"image": torch.rand(batch_size, 1, 28, 28), "target": torch.randint(0, 10, (batch_size,))}
-    times = []
-    for _ in range(steps + 2):
-        began = time.perf_counter()
-        images = augment(batch)["image"]
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logits = model(images)
-        loss = loss_fn(logits.float(), batch["target"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times[2:]) / batch_size
+    return seconds_per_training_image(model, optimizer, loss_fn, augment, batch, amp, channels_last, steps)
 
 
 def main() -> None:
@@ -85,12 +68,7 @@ def main() -> None:
     budget = args.budget_min * 60
 
     # On a shared machine one thread can beat two (the other core is busy): take the faster.
-    timings = {}
-    for threads in sorted({1, os.cpu_count() or 1}):
-        torch.set_num_threads(threads)
-        timings[threads] = seconds_per_image(args.batch_size, args.amp, args.channels_last)
-    threads = min(timings, key=timings.get)
-    torch.set_num_threads(threads)
+    threads, timings = fastest_thread_count(lambda: seconds_per_image(args.batch_size, args.amp, args.channels_last))
     per_image = timings[threads]
     train_images = args.train_size or TRAIN_IMAGES
     test_images = args.val_size or TEST_IMAGES

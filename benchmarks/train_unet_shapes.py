@@ -23,14 +23,13 @@ steps, as in train_resnet20_fashion.py; everything counts against the budget.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import time
 
 START = time.perf_counter()
 
 import torch  # noqa: E402
 
+from _calibrate import fastest_thread_count, seconds_per_training_image  # noqa: E402  (benchmarks/)
 from cnnzoo.data import build_augment  # noqa: E402
 from cnnzoo.engine.config import resolve_config  # noqa: E402
 from cnnzoo.engine.losses import build_loss  # noqa: E402
@@ -44,25 +43,13 @@ MODEL_OPTIONS = {"depth": 4, "base_width": 8, "padding": True, "batch_norm": Tru
 
 
 def seconds_per_image(batch_size: int, amp: str, steps: int = 5) -> float:
-    """Median training time per image (augmentation, forward, loss, backward, step) on
-    3 x 64 x 64 batches, after two warm-up steps."""
+    """Median training time per image of the U-Net on 3 x 64 x 64 batches (see _calibrate.py)."""
     model = create_model("unet", num_classes=5, in_chans=3, **MODEL_OPTIONS)
     optimizer = build_optimizer(model, "adamw", lr=1e-3, weight_decay=1e-4)
     loss_fn = build_loss("ce+dice", task="segmentation", num_classes=5)
     augment = build_augment("segmentation", (SIZE, SIZE), "light")
     batch = {"image": torch.rand(batch_size, 3, SIZE, SIZE), "target": torch.randint(0, 5, (batch_size, SIZE, SIZE))}
-    times = []
-    for _ in range(steps + 2):
-        began = time.perf_counter()
-        augmented = augment(batch)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
-            logits = model(augmented["image"])
-        loss = loss_fn(logits.float(), augmented["target"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times[2:]) / batch_size
+    return seconds_per_training_image(model, optimizer, loss_fn, augment, batch, amp, steps=steps)
 
 
 def main() -> None:
@@ -77,12 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     budget = args.budget_min * 60
 
-    timings = {}
-    for threads in sorted({1, os.cpu_count() or 1}):  # on a shared machine one thread can win
-        torch.set_num_threads(threads)
-        timings[threads] = seconds_per_image(args.batch_size, args.amp)
-    threads = min(timings, key=timings.get)
-    torch.set_num_threads(threads)
+    threads, timings = fastest_thread_count(lambda: seconds_per_image(args.batch_size, args.amp))
     per_image = timings[threads]
     epoch_estimate = 1.1 * per_image * (args.train_size + args.val_size / 3)
     left = budget - (time.perf_counter() - START) - 15  # drawing the set, the final plots
