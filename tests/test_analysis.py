@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cnnzoo.analysis import count_macs, count_params, summarize
 from cnnzoo.analysis import formulas as f
-from cnnzoo.analysis.summary import _meta_batch_norm
+from cnnzoo.analysis.tracer import _meta_batch_norm
 
 
 def flop_counter_macs(module: nn.Module, input_size, batch_size: int = 1) -> int:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from cnnzoo._atomic import check_output_path, write_atomically
+from cnnzoo.utils.atomic import check_output_path, write_atomically
 
 
 def test_writes_the_file_and_leaves_nothing_else(tmp_path):

@@ -8,14 +8,8 @@ import pytest
 from PIL import Image
 
 from cnnzoo.classical import kmeans_segmentation, region_growing, split_and_merge
-from cnnzoo.classical.io import (
-    display_rgb,
-    label_palette,
-    read_image,
-    read_label_map,
-    write_label_map,
-    write_overlay,
-)
+from cnnzoo.images.read import read_array, read_label_map
+from cnnzoo.images.write import display_rgb, label_palette, write_label_map, write_overlay
 from cnnzoo.cli import segment_classic
 
 # Files --------------------------------------------------------------------------------------
@@ -49,34 +43,34 @@ def test_label_map_errors(tmp_path):
         read_label_map(tmp_path / "colour.png")
 
 
-def test_read_image_modes(tmp_path):
+def test_read_array_modes(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 256, size=(3, 5, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    np.testing.assert_array_equal(read_image(tmp_path / "rgb.png"), rgb)
+    np.testing.assert_array_equal(read_array(tmp_path / "rgb.png"), rgb)
     Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
-    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgb)  # alpha dropped
+    np.testing.assert_array_equal(read_array(tmp_path / "rgba.png"), rgb)  # alpha dropped
     deep = np.array([[0, 1000], [40000, 65535]], dtype=np.uint16)
     Image.fromarray(deep).save(tmp_path / "deep.png")
-    loaded = read_image(tmp_path / "deep.png")
+    loaded = read_array(tmp_path / "deep.png")
     assert loaded.dtype == np.uint16
     np.testing.assert_array_equal(loaded, deep)
     Image.frombytes("I;16B", (2, 2), deep.astype(">u2").tobytes()).save(tmp_path / "big-endian.tif")
-    loaded = read_image(tmp_path / "big-endian.tif")
+    loaded = read_array(tmp_path / "big-endian.tif")
     assert loaded.dtype == np.uint16  # native byte order: 16-bit defaults and display apply
     np.testing.assert_array_equal(loaded, deep)
 
 
-def test_read_image_errors(tmp_path):
+def test_read_array_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="image file not found"):
-        read_image(tmp_path / "nope.png")
+        read_array(tmp_path / "nope.png")
     (tmp_path / "text.png").write_text("not an image")
     with pytest.raises(ValueError, match="cannot read"):
-        read_image(tmp_path / "text.png")
+        read_array(tmp_path / "text.png")
     with pytest.raises(ValueError, match="folder"):
-        read_image(tmp_path)
+        read_array(tmp_path)
     (tmp_path / "truncated.png").write_bytes(_png_bytes()[:60])  # a header and half a chunk
     with pytest.raises(ValueError, match="cannot read"):
-        read_image(tmp_path / "truncated.png")
+        read_array(tmp_path / "truncated.png")
 
 
 def _png_bytes() -> bytes:
@@ -91,7 +85,7 @@ def test_image_too_large_for_pillow_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     Image.new("L", (16, 16)).save(tmp_path / "big.png")  # 256 > 2 x 100 pixels
     with pytest.raises(ValueError, match="cannot read .*big.png as an image: Image size"):
-        read_image(tmp_path / "big.png")
+        read_array(tmp_path / "big.png")
 
 
 def test_overlay_tints_regions_and_outlines_them(tmp_path):
@@ -162,7 +156,7 @@ def test_command_writes_the_library_result(picture, tmp_path, capsys, argv, expe
     assert args.run(args) == 0
     np.testing.assert_array_equal(read_label_map(out), known)  # the answer by construction
     np.testing.assert_array_equal(read_label_map(out), expected(image))
-    assert read_image(overlay).shape == (16, 20, 3)
+    assert read_array(overlay).shape == (16, 20, 3)
     assert "2 regions" in capsys.readouterr().out
 
 

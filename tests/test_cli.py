@@ -12,7 +12,7 @@ import torch
 
 import cnnzoo
 from cnnzoo.cli.main import main
-from cnnzoo.cli.zoo import meta_model
+from cnnzoo.registry import create_meta_model as meta_model
 
 # torchvision 0.28 weights metadata (tests/fixtures/torchvision/metadata.json)
 RESNET18_PARAMS = 11_689_512

@@ -2,8 +2,9 @@
 
 import pytest
 
-from cnnzoo.cli.options import parse_input_size, parse_model_kwargs
-from cnnzoo.cli.table import format_count, format_table
+from cnnzoo.cli.options import parse_model_kwargs
+from cnnzoo.utils.sizes import parse_input_size
+from cnnzoo.utils.text import format_count, format_table
 
 
 @pytest.mark.parametrize("text, expected", [

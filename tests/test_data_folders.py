@@ -11,7 +11,7 @@ from PIL import Image
 
 from cnnzoo.data import IMAGE_SUFFIXES, build_data, read_image, read_mask
 from cnnzoo.data.folders import load_folder
-from cnnzoo.data.images import check_image_file
+from cnnzoo.images.read import check_image_file
 
 RNG = np.random.default_rng(0)
 
@@ -445,7 +445,7 @@ def test_segmentation_resize_is_nearest_for_masks(tmp_path):
     # Nearest neighbour at pixel centres: output (r, c) takes input (floor((r + .5) * 9 / 20), ...).
     rows = np.floor((np.arange(20) + 0.5) * 9 / 20).astype(int)
     cols = np.floor((np.arange(16) + 0.5) * 13 / 16).astype(int)
-    from cnnzoo.data.images import resize_mask
+    from cnnzoo.data.in_memory import resize_mask
     np.testing.assert_array_equal(resize_mask(original, (20, 16)).numpy(), original.numpy()[np.ix_(rows, cols)])
 
 

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from cnnzoo.cli import demo
-from cnnzoo.engine.predict import WHOLE_IMAGE_MAX_PIXELS
+from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS
 
 
 def test_plan_budget_by_hand():

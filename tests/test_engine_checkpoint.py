@@ -12,15 +12,8 @@ import torch
 from torch import nn
 
 from cnnzoo.engine import checkpoint as ckpt
-from cnnzoo.engine.checkpoint import (
-    capture_rng_state,
-    load_trained,
-    load_training_state,
-    load_weights,
-    read_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from cnnzoo.engine.checkpoint import load_trained, load_training_state, load_weights, read_checkpoint, save_checkpoint
+from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state
 from cnnzoo.engine.optim import build_optimizer, build_scheduler
 from cnnzoo.registry import create_model
 
@@ -53,11 +46,11 @@ def test_run_directory_round_trip_gives_the_same_model_and_meta(tmp_path):
     x = torch.randn(2, 1, 16, 16)
     torch.testing.assert_close(trained.model(x), model(x), rtol=0, atol=0)
     meta = trained.meta
-    assert meta["model"] == "resnet20" and meta["num_classes"] == 10 and meta["epoch"] == 3
-    assert meta["mean"] == [0.5] and meta["class_names"][9] == "c9" and meta["image_size"] == [16, 16]
-    assert meta["metrics"]["acc1"] == 0.75
-    assert meta["metrics"]["iou_per_class"][0] == 0.5 and math.isnan(meta["metrics"]["iou_per_class"][1])
-    assert meta["metrics"]["confusion"] == [[1, 0], [0, 1]]
+    assert meta.model == "resnet20" and meta.num_classes == 10 and meta.epoch == 3
+    assert meta.mean == (0.5,) and meta.class_names[9] == "c9" and meta.image_size == (16, 16)
+    assert meta.metrics["acc1"] == 0.75
+    assert meta.metrics["iou_per_class"][0] == 0.5 and math.isnan(meta.metrics["iou_per_class"][1])
+    assert meta.metrics["confusion"] == [[1, 0], [0, 1]]
 
 
 def test_files_are_safetensors_and_strict_json_never_pickle(tmp_path):
@@ -76,7 +69,7 @@ def test_files_are_safetensors_and_strict_json_never_pickle(tmp_path):
 
 def test_load_from_a_safetensors_path_and_missing_files(tmp_path):
     save_checkpoint(tmp_path / "model", trained_resnet20(), meta_for())
-    assert load_trained(tmp_path / "model.safetensors").meta["epoch"] == 3
+    assert load_trained(tmp_path / "model.safetensors").meta.epoch == 3
     with pytest.raises(FileNotFoundError, match="best.safetensors"):
         load_trained(tmp_path)  # the folder holds no best checkpoint
     (tmp_path / "model.json").unlink()

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from cnnzoo.cli.evaluate import evaluate_checkpoint
+from cnnzoo.engine.evaluate import evaluate_checkpoint
 
 
 @pytest.mark.slow

@@ -23,8 +23,9 @@ from cnnzoo.engine.config import resolve_config
 from cnnzoo.engine.plots import colorize_mask, plot_confusion, plot_curves, plot_overlays
 from cnnzoo.engine.progress import Progress, format_duration
 from cnnzoo.engine.rundir import RunDir, check_new_run_dir, default_run_dir
-from cnnzoo.engine.trainer import NonFiniteLossError, evaluate, make_eval_loader, train
-from cnnzoo.models._segmenter import center_crop
+from cnnzoo.engine.evaluate import evaluate, make_eval_loader
+from cnnzoo.engine.trainer import NonFiniteLossError, train
+from cnnzoo.layers.spatial import center_crop
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -62,7 +63,7 @@ def independent_accuracy(run_dir: Path, data: str) -> float:
     """Top-1 accuracy of the saved best model on the validation split, by a plain loop."""
     trained = load_trained(run_dir)
     spec = build_data(data)
-    mean, std = trained.meta["mean"][0], trained.meta["std"][0]
+    mean, std = trained.meta.mean[0], trained.meta.std[0]
     correct = 0
     with torch.no_grad():
         for index in range(len(spec.val)):
@@ -98,8 +99,8 @@ def test_classification_run_writes_its_directory(tmp_path, capsys):
     assert result.best["acc1"] == best["acc1"]
     # The best checkpoint's accuracy is what a plain loop over the validation images gives.
     assert independent_accuracy(run, config.data) == pytest.approx(result.best["acc1"])
-    assert read_checkpoint(run, "best")[1]["epoch"] == result.best["epoch"]
-    assert load_trained(run, "last").meta["epoch"] == 2
+    assert read_checkpoint(run, "best")[1].epoch == result.best["epoch"]
+    assert load_trained(run, "last").meta.epoch == 2
     out = capsys.readouterr().out
     assert "epoch 2/2" in out and "img/s" in out and "ETA" in out
 
@@ -120,7 +121,7 @@ def test_resume_continues_bit_for_bit(tmp_path, monkeypatch):
     monkeypatch.setattr(trainer_module._Run, "_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(config_for(tmp_path, data=data, out=str(tmp_path / "parts"), augment="default"))
-    assert load_trained(tmp_path / "parts", "last").meta["epoch"] == 1
+    assert load_trained(tmp_path / "parts", "last").meta.epoch == 1
     monkeypatch.undo()
     resumed = train(config_for(tmp_path, data=data, resume=str(tmp_path / "parts"), out=None, augment="default"))
 
@@ -149,7 +150,7 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path, monkeypatch):
     # A BN-free network in float64: accumulating 2 batches of 4 is the same SGD step as one
     # batch of 8 (the loss of each half is divided by 2), to rounding.
     original_create = cnnzoo.registry.create_model
-    monkeypatch.setattr(cnnzoo.registry, "create_model", lambda *a, **k: original_create(*a, **k).double())
+    monkeypatch.setattr(trainer_module, "create_model", lambda *a, **k: original_create(*a, **k).double())
     options = dict(model="unet", data="shapes", train_size=16, val_size=4, image_size="16", epochs=1,
                    augment="none", model_kwargs={"depth": 1, "base_width": 4, "padding": True},
                    optimizer="sgd", lr=0.5, num_overlays=0)
@@ -161,7 +162,7 @@ def test_gradient_accumulation_equals_one_big_batch(tmp_path, monkeypatch):
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-12, atol=1e-12)
     assert any(not torch.allclose(a[name], c[name]) for name in a)  # 4 steps of 4 differ
-    assert read_checkpoint(accumulated.run_dir, "last")[1]["step"] == 2
+    assert read_checkpoint(accumulated.run_dir, "last")[1].step == 2
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -178,13 +179,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
             return value * float("nan") if calls["n"] > 3 else value  # epoch 1 has 3 batches
         return forward
 
-    monkeypatch.setattr(losses_module, "build_loss", poisoned)
+    monkeypatch.setattr(trainer_module, "build_loss", poisoned)
     config = config_for(tmp_path, epochs=3)
     with pytest.raises(NonFiniteLossError, match=r"loss became nan in epoch 2 at batch 1.*last good checkpoint.*epoch 1"):
         train(config)
     run = tmp_path / "run"
     trained = load_trained(run, "last")
-    assert trained.meta["epoch"] == 1
+    assert trained.meta.epoch == 1
     assert all(torch.isfinite(p).all() for p in trained.model.parameters())
     assert len(read_csv(run / "metrics.csv")) == 1
 
@@ -207,15 +208,15 @@ def test_valid_unet_logits_are_scored_against_the_cropped_target(tmp_path):
     spec = build_data("shapes", train_size=8, val_size=4, image_size=32)
     images = torch.stack([spec.val[i]["image"] for i in range(4)])
     targets = torch.stack([spec.val[i]["target"] for i in range(4)])
-    mean = torch.tensor(trained.meta["mean"]).view(1, -1, 1, 1)
-    std = torch.tensor(trained.meta["std"]).view(1, -1, 1, 1)
+    mean = torch.tensor(trained.meta.mean).view(1, -1, 1, 1)
+    std = torch.tensor(trained.meta.std).view(1, -1, 1, 1)
     with torch.no_grad():
         predicted = trained.model((images - mean) / std).argmax(1).numpy()
     assert predicted.shape == (4, 16, 16)
     truth = targets[:, 8:24, 8:24].numpy()  # the 16 x 16 centre, cropped by hand
     confusion = np.zeros((5, 5), dtype=np.int64)
     np.add.at(confusion, (truth.ravel(), predicted.ravel()), 1)
-    assert trained.meta["metrics"]["confusion"] == confusion.tolist()
+    assert trained.meta.metrics["confusion"] == confusion.tolist()
     assert result.history[0]["pixel_acc"] == pytest.approx(np.trace(confusion) / confusion.sum())
 
 

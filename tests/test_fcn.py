@@ -17,14 +17,11 @@ from cnnzoo.layers.context import ContextModule
 from cnnzoo.layers.heads import fc_classifier
 from cnnzoo.models._base import Classifier, he_normal_init
 from cnnzoo.models.alexnet import AlexNet, ConvLayer
-from cnnzoo.models.convolutionalize import (
-    ConvolutionalizedClassifier,
-    conv_from_linear,
-    convolutionalize,
-    meta_twin,
-)
+from cnnzoo.models.convolutionalize import ConvolutionalizedClassifier, conv_from_linear, convolutionalize
+from cnnzoo.models.dilated import DilatedFrontEnd
 from cnnzoo.models.fcn import FCN, Grid
 from cnnzoo.models.vgg import VGG, VGG_CONFIGS
+from cnnzoo.utils.meta import meta_copy
 
 CLASSIFIERS = cnnzoo.list_models(task="classification")
 # The deepest variants repeat a smaller sibling's head; on the meta device they still take
@@ -213,9 +210,9 @@ def test_conv_from_linear_checks_the_shape():
         conv_from_linear(linear, 2, 2)
 
 
-def test_meta_twin_computes_nothing_and_keeps_the_model():
+def test_meta_copy_computes_nothing_and_keeps_the_model():
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
-    twin = meta_twin(model)
+    twin = meta_copy(model)
     assert all(p.device.type == "meta" for p in twin.parameters())
     assert all(b.device.type == "meta" for b in twin.buffers())
     assert all(p.device.type == "cpu" for p in model.parameters())
@@ -292,7 +289,7 @@ def test_skips_and_upsampling_are_aligned(stride, align):
     fcn = FCN.from_classifier(small_fc_vgg16(), num_classes=2, output_stride=stride, align=align).eval()
     size = 256
     with torch.no_grad():
-        shapes = {s: t.shape for s, t in meta_twin(fcn).encode(meta_input(3, size)).items()}
+        shapes = {s: t.shape for s, t in meta_copy(fcn).encode(meta_input(3, size)).items()}
     maps = {s: torch.zeros(shape) for s, shape in shapes.items()}
 
     def affine(s: int):
@@ -582,7 +579,7 @@ def test_dilated_front_end_receptive_field_and_sizes():
 def test_dilated_front_end_from_a_classifier_with_context():
     vgg = small_fc_vgg16()
     before = {k: v.clone() for k, v in vgg.state_dict().items()}
-    model = cnnzoo.models.fcn.DilatedFrontEnd.from_classifier(vgg, num_classes=3, context=True, context_variant="large")
+    model = DilatedFrontEnd.from_classifier(vgg, num_classes=3, context=True, context_variant="large")
     assert isinstance(model.context, ContextModule) and model.context.variant == "large"
     assert torch.equal(model.features[28].weight, vgg.features[28].weight)
     torch.testing.assert_close(model.fc.fc6.weight, vgg.classifier[0].weight.reshape(16, 512, 7, 7))

@@ -14,11 +14,11 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 import cnnzoo
-from cnnzoo.classical.io import label_palette
+from cnnzoo.images.write import label_palette
 from cnnzoo.engine.checkpoint import save_checkpoint
-from cnnzoo.engine.predict import (
-    classify_images, find_images, predict, prepare_image, segment_image, write_class_predictions,
-)
+from cnnzoo.engine.predict import classify_images, find_images, predict, prepare_image, write_class_predictions
+from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.engine.tiling import segment_image
 
 MEAN, STD = 0.4, 0.2
 
@@ -35,7 +35,7 @@ def make_run(folder, name, task, num_classes, in_chans, image_size, **kwargs):
     }
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "best", model, meta)
-    return model, meta
+    return model, RunMeta.from_dict(meta)
 
 
 def save_png(path, array):
@@ -253,7 +253,9 @@ def test_options_that_do_not_fit_the_task_are_refused(classifier_run, segmenter_
 
 
 def test_prepare_image_normalizes_with_the_run_statistics():
-    meta = {"mean": [0.5, 0.25, 0.0], "std": [0.5, 0.25, 1.0], "image_size": [2, 2]}
+    meta = RunMeta(model="resnet20", task="classification", num_classes=2, in_chans=3, class_names=["a", "b"],
+                   mean=(0.5, 0.25, 0.0), std=(0.5, 0.25, 1.0), image_size=(2, 2), ignore_index=None, data="test",
+                   epoch=0, metrics={})
     image = torch.tensor([1.0, 0.5, 0.25]).view(3, 1, 1).expand(3, 4, 4)
     x = prepare_image(image, meta, resize=True)
     assert x.shape == (1, 3, 2, 2)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.engine.tiling import fit_tile_size, plan_tiles, predict_tiled, size_step
-from cnnzoo.models._segmenter import center_crop
+from cnnzoo.layers.spatial import center_crop
 
 
 class TinyValidUNet(nn.Module):

@@ -17,14 +17,12 @@ from torch import nn
 
 import cnnzoo
 from cnnzoo.analysis import summarize
+from cnnzoo.layers.spatial import match_size, mirror_indices, mirror_pad
 from cnnzoo.layers.unet_blocks import (
     DoubleConv,
     UNetUpBlock,
     fan_in_normal_init,
     incoming_connections,
-    match_size,
-    mirror_indices,
-    mirror_pad,
     upsample_by,
 )
 from cnnzoo.models._segmenter import Segmenter
@@ -32,7 +30,6 @@ from cnnzoo.models.unet import (
     EncoderUNet,
     UNet,
     auto_pad_plan,
-    head_children,
     is_valid_side,
     min_valid_side,
     nearest_valid_sides,
@@ -444,7 +441,7 @@ def test_encoder_unet_over_many_classifiers(encoder, depth, strides):
         classifier = cnnzoo.create_model(encoder)
     assert model.strides == strides
     assert model.min_input_size == classifier.min_input_size
-    head = head_children(classifier)
+    head = classifier.head_children()
     assert head and all(isinstance(getattr(model.encoder, name), nn.Identity) for name in head)
     model.eval()
     for side in {model.min_input_size, 97}:

@@ -1,8 +1,8 @@
-"""The model registry: ``create_model``, ``list_models`` and ``model_info``."""
+"""The model registry: ``create_model``, ``create_meta_model``, ``list_models`` and
+``model_info``."""
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from typing import Any
@@ -10,33 +10,40 @@ from typing import Any
 from torch import nn
 
 import cnnzoo.models  # noqa: F401  (importing the model files registers them)
-from cnnzoo.models._register import MODELS, ModelEntry, ModelInfo
+from cnnzoo.models._register import MODELS, ModelInfo, UnknownModelError, find_model
+from cnnzoo.utils.meta import building_on_meta
+from cnnzoo.utils.text import first_line
 
-__all__ = ["UnknownModelError", "create_model", "list_models", "model_info"]
-
-
-class UnknownModelError(ValueError):
-    """A model name that is not registered; the message names the closest ones."""
-
-
-def _entry(name: str) -> ModelEntry:
-    try:
-        return MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, MODELS, n=5, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; `cnnzoo list` shows them all"
-        raise UnknownModelError(f"unknown model {name!r}{hint}") from None
+__all__ = ["UnknownModelError", "create_meta_model", "create_model", "list_models", "model_info"]
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model ``name``; keyword arguments go to its builder
     (``num_classes``, ``in_chans`` and the model's own options)."""
-    entry = _entry(name)
+    entry = find_model(name)
     try:
         inspect.signature(entry.builder).bind(**kwargs)
     except TypeError as err:
         raise ValueError(f"bad option for model {name!r}: {err}") from None
     return entry.builder(**kwargs)
+
+
+def create_meta_model(name: str, **kwargs: Any) -> nn.Module:
+    """The model built on the meta device, its random initialization skipped: shapes,
+    parameter counts and costs without memory or compute.
+
+    An option of the wrong type or value (``num_classes="abc"``) that the builder does not
+    check itself fails deep inside PyTorch; it is reported as a ``ValueError`` naming the
+    options. Without options such a failure is no user's doing, and is raised as it is.
+    """
+    try:
+        with building_on_meta():
+            return create_model(name, **kwargs)
+    except (TypeError, RuntimeError) as err:
+        if not kwargs:
+            raise
+        options = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        raise ValueError(f"cannot build {name} with {options}: {first_line(err)}") from err
 
 
 def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
@@ -49,4 +56,4 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
 
 def model_info(name: str) -> ModelInfo:
     """Paper, year, default input size, published parameter / MAC counts and their source."""
-    return _entry(name).info
+    return find_model(name).info

@@ -9,6 +9,18 @@
   prints them with the notes' worked examples, computed.
 
 A MAC is one multiply-accumulate; FLOPs = 2 x MACs.
+
+Where the pieces live (each imports only modules listed before it, and
+:mod:`cnnzoo.utils`; none imports a model, the registry or the engine):
+
+* ``ops``: the ATen operation tables, their kinds, the reading of their arguments;
+* ``records``: ``Row``, ``Total`` and the module call a trace fills in;
+* ``costs`` and ``receptive_field``: what one operation costs, and the field of its output;
+* ``tracer``: the hooks and dispatch mode that watch one forward pass;
+* ``render`` and ``plot``: rows and totals as text, CSV, plain data, a picture;
+* ``summary``: ``summarize`` and ``Summary``;
+* ``formulas``; ``explain_layers`` and ``explain_networks`` (the topics' texts); ``explain``
+  (the topic registry).
 """
 
 from __future__ import annotations

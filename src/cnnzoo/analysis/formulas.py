@@ -19,6 +19,8 @@ from fractions import Fraction
 from math import ceil
 from typing import Iterable, NamedTuple, Sequence
 
+from cnnzoo.utils.sizes import IntOrPair, pair
+
 __all__ = [
     "MOBILENET_V1_BODY",
     "ConvSpec",
@@ -49,16 +51,6 @@ __all__ = [
     "transposed_conv_scatter",
     "width_multiplier_ratio",
 ]
-
-IntOrPair = int | Sequence[int]
-
-
-def pair(value: IntOrPair) -> tuple[int, int]:
-    """``(v, v)`` for an int, the pair itself otherwise."""
-    if isinstance(value, int):
-        return (value, value)
-    h, w = value
-    return (int(h), int(w))
 
 
 def _positive(name: str, value: int) -> int:

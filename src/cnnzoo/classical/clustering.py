@@ -35,9 +35,10 @@ from skimage.feature import local_binary_pattern
 from skimage.measure import label as connected_components
 from threadpoolctl import threadpool_limits
 
-from cnnzoo.classical._common import as_float_image, check_connectivity, relabel_by_first_appearance
+from cnnzoo.classical._common import check_connectivity, relabel_by_first_appearance
 from cnnzoo.classical.predicates import Predicate
 from cnnzoo.classical.split_merge import merge_adjacent_regions
+from cnnzoo.images.arrays import as_float_image
 
 __all__ = ["TEXTURES", "kmeans_clusters", "kmeans_segmentation", "pixel_features"]
 

@@ -32,12 +32,14 @@ from cnnzoo.classical.metrics import (
     check_class_map,
     score_segmentation,
 )
+from cnnzoo.utils.text import format_table as _text_table
 
 __all__ = [
     "MATCHINGS",
     "MethodEvaluation",
     "compare_methods",
     "evaluate_method",
+    "evaluation_table",
     "format_table",
     "hungarian_mapping",
     "majority_mapping",
@@ -182,15 +184,16 @@ def compare_methods(
             for name, options in methods.items()]
 
 
-def format_table(evaluations: Iterable[MethodEvaluation]) -> str:
+def evaluation_table(evaluations: Iterable[MethodEvaluation]) -> str:
     """A Markdown table of evaluations, one row per method."""
-    lines = [
-        "| method | matching | images | mean IoU | pixel accuracy | regions / image | s / image | options |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
+    header = ["method", "matching", "images", "mean IoU", "pixel accuracy", "regions / image", "s / image", "options"]
+    rows = [
+        [e.method.replace("_", " "), e.matching, str(e.num_images), f"{e.scores.mean_iou:.3f}",
+         f"{e.scores.pixel_accuracy:.3f}", f"{e.mean_regions:.1f}", f"{e.seconds_per_image:.3f}",
+         ", ".join(f"{name}={value}" for name, value in e.options.items())]
+        for e in evaluations
     ]
-    for e in evaluations:
-        options = ", ".join(f"{name}={value}" for name, value in e.options.items())
-        lines.append(f"| {e.method.replace('_', ' ')} | {e.matching} | {e.num_images} | {e.scores.mean_iou:.3f} "
-                     f"| {e.scores.pixel_accuracy:.3f} | {e.mean_regions:.1f} | {e.seconds_per_image:.3f} "
-                     f"| {options} |")
-    return "\n".join(lines)
+    return _text_table(header, rows, align_right={2, 3, 4, 5, 6}, markdown=True, pad=False)
+
+
+format_table = evaluation_table  # the name it had before the generic table moved to cnnzoo.utils.text

@@ -34,8 +34,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cnnzoo.classical._common import as_float_image, neighbour_steps, nominal_range
+from cnnzoo.classical._common import neighbour_steps, nominal_range
 from cnnzoo.classical.predicates import MeanDistance, Predicate, RegionStats, as_predicate
+from cnnzoo.images.arrays import as_float_image
 
 __all__ = ["region_growing"]
 

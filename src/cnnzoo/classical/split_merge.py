@@ -28,13 +28,13 @@ from scipy.sparse.csgraph import connected_components
 
 from cnnzoo.classical._common import (
     adjacent_label_pairs,
-    unique_pairs,
-    as_float_image,
     check_connectivity,
     nominal_range,
     relabel_by_first_appearance,
+    unique_pairs,
 )
 from cnnzoo.classical.predicates import MaxStd, Predicate, RegionStats, as_predicate
+from cnnzoo.images.arrays import as_float_image
 
 __all__ = ["merge_adjacent_regions", "quadtree_split", "split_and_merge"]
 

@@ -27,11 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 import cnnzoo
-from cnnzoo._atomic import write_atomically
+from cnnzoo.analysis import explain
 from cnnzoo.cli.main import main as cnnzoo_main
-from cnnzoo.engine.predict import WHOLE_IMAGE_MAX_PIXELS
+from cnnzoo.data import build_data
+from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS
+from cnnzoo.utils.atomic import write_atomically
 
 CLASSICS = [
     "alexnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnext50_32x4d",
@@ -68,8 +71,6 @@ def tour() -> None:
     registered = [name for name in CLASSICS if cnnzoo.list_models(name)]
     section("Costs side by side: `cnnzoo compare " + " ".join(registered) + "`")
     run(["compare", *registered])
-    from cnnzoo.analysis import explain
-
     for topic in [t for t in TOPICS if t in explain.topics()]:
         section(f"`cnnzoo explain {topic}`")
         run(["explain", topic])
@@ -120,8 +121,6 @@ def segmentation_demo(root: Path, seconds: float = SEGMENTATION_SECONDS, train_s
                       val_size: int = 128, image_size: int = 64, batch_size: int = 8) -> Path:
     """Train a U-Net on ``shapes`` within about ``seconds``, evaluate it, predict a few
     images and a mosaic (tiled); returns the run directory."""
-    from cnnzoo.data import build_data
-
     spec = build_data("shapes", image_size=image_size, train_size=train_size, val_size=val_size)
     per_image = seconds_per_image("unet", UNET_OPTIONS, (spec.in_chans, *spec.image_size), spec.num_classes,
                                   batch_size, "segmentation")
@@ -154,8 +153,6 @@ def segmentation_demo(root: Path, seconds: float = SEGMENTATION_SECONDS, train_s
 def write_sample_images(dataset, folder: Path, count: int, mosaic: int = 0) -> Path:
     """Save ``count`` images of ``dataset`` as PNG files (and a ``mosaic x mosaic`` grid of
     them as ``mosaic.png``) in ``folder``; returns the folder."""
-    from PIL import Image
-
     folder.mkdir(parents=True, exist_ok=True)
     pictures = [_to_uint8(dataset[i]["image"]) for i in range(min(len(dataset), max(count, mosaic * mosaic)))]
 
@@ -180,8 +177,6 @@ def _to_uint8(image: torch.Tensor) -> np.ndarray:
 
 def fashion_mnist_missing() -> str | None:
     """Why Fashion-MNIST cannot be loaded (its own message), or None when it can."""
-    from cnnzoo.data import build_data
-
     try:
         build_data("fashion-mnist", train_size=1, val_size=1)
     except FileNotFoundError as err:
@@ -193,8 +188,6 @@ def classification_demo(root: Path, seconds: float = CLASSIFICATION_SECONDS, tra
                         val_size: int = 1000, batch_size: int = 128) -> Path:
     """Train ResNet-20 on a Fashion-MNIST subset within about ``seconds``, evaluate it,
     export it to ONNX and classify a few test images; returns the run directory."""
-    from cnnzoo.data import build_data
-
     spec = build_data("fashion-mnist", train_size=train_size, val_size=val_size)
     per_image = seconds_per_image("resnet20", {}, (spec.in_chans, *spec.image_size), spec.num_classes,
                                   batch_size, "classification")

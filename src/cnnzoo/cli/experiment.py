@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from cnnzoo.cli.options import parse_input_size
 from cnnzoo.engine.experiments import EXPERIMENTS, Recipe, run_experiment
+from cnnzoo.utils.sizes import parse_input_size
 
 _DEFAULTS = Recipe()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from cnnzoo.cli.options import parse_input_size, parse_model_kwargs
-from cnnzoo.cli.table import format_count
-from cnnzoo.cli.zoo import add_model_kwargs_option
+from cnnzoo.cli.options import add_model_kwargs_option, parse_model_kwargs
 from cnnzoo.engine.export import DEFAULT_EXPORTER, DEFAULT_TOLERANCE, EXPORTERS, FORMATS, export_model
+from cnnzoo.utils.sizes import parse_input_size
+from cnnzoo.utils.text import format_count
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from cnnzoo import __version__
+
 # Sub-command modules, in the order `cnnzoo --help` lists them.
 COMMAND_MODULES = (
     "cnnzoo.cli.zoo",
@@ -32,8 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="The classic convolutional architectures, their building blocks and their costs.",
         epilog="Run `cnnzoo COMMAND --help` for the options and an example of each command.",
     )
-    from cnnzoo import __version__
-
     parser.add_argument("--version", action="version", version=f"cnnzoo {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:

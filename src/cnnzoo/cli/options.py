@@ -1,26 +1,13 @@
-"""Parsers for option values shared by the sub-commands."""
+"""Options shared by the sub-commands, with one name and one default each, and their parsers
+(the size parser, which config files use too, is :func:`cnnzoo.utils.sizes.parse_input_size`)."""
 
 from __future__ import annotations
 
+import argparse
 import ast
-import re
 from typing import Any
 
-__all__ = ["parse_input_size", "parse_model_kwargs"]
-
-
-def parse_input_size(text: str, default_channels: int = 3) -> tuple[int, int, int]:
-    """``"3x224x224"`` -> (3, 224, 224); ``"224x160"`` -> (C, 224, 160); ``"224"`` -> (C, 224, 224)."""
-    if not re.fullmatch(r"\d+(x\d+){0,2}", text.strip().lower()):
-        raise ValueError(f"malformed input size {text!r}: expected CxHxW, HxW or N, e.g. 3x224x224")
-    numbers = [int(n) for n in text.strip().lower().split("x")]
-    if any(n <= 0 for n in numbers):
-        raise ValueError(f"input size {text!r} must be positive")
-    if len(numbers) == 1:
-        return (default_channels, numbers[0], numbers[0])
-    if len(numbers) == 2:
-        return (default_channels, numbers[0], numbers[1])
-    return (numbers[0], numbers[1], numbers[2])
+__all__ = ["CHECKPOINTS", "add_device_option", "add_model_kwargs_option", "add_which_option", "parse_model_kwargs"]
 
 
 def parse_model_kwargs(pairs: list[str] | None) -> dict[str, Any]:
@@ -38,3 +25,25 @@ def parse_model_kwargs(pairs: list[str] | None) -> dict[str, Any]:
         except (ValueError, SyntaxError):
             kwargs[name] = value
     return kwargs
+
+
+CHECKPOINTS = ("best", "last")
+
+
+def add_which_option(parser: argparse.ArgumentParser) -> None:
+    """``--which best|last``: the checkpoint of a run directory (every command that reads a run)."""
+    parser.add_argument("--which", choices=CHECKPOINTS, default="best",
+                        help="which checkpoint of a run directory (default: best)")
+
+
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``: auto (a GPU when there is one), cpu, cuda or cuda:N; the same default everywhere."""
+    parser.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu, cuda, cuda:N")
+
+
+def add_model_kwargs_option(parser: argparse.ArgumentParser) -> None:
+    """``-k NAME=VALUE``, repeatable: options for the model's builder (:func:`parse_model_kwargs`)."""
+    parser.add_argument(
+        "-k", dest="model_kwargs", action="append", metavar="NAME=VALUE",
+        help="keyword argument for the model, repeatable (e.g. -k width_mult=0.5 -k num_classes=10)",
+    )

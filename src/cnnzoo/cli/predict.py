@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from cnnzoo.cli.table import format_table
-from cnnzoo.engine.predict import PREDICTION_FORMATS, WHOLE_IMAGE_MAX_PIXELS, PredictResult, predict
+from cnnzoo.cli.options import add_device_option, add_which_option
+from cnnzoo.engine.predict import PREDICTION_FORMATS, PredictResult, predict
+from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS
+from cnnzoo.utils.text import format_table
 
 MAX_ROWS_SHOWN = 20  # more predictions than this are in the file, not on the screen
 
@@ -43,9 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--format", choices=PREDICTION_FORMATS, help="classifiers: file format (default json)")
     p.add_argument("--tile-size", type=int, metavar="T", help="segmenters: predict in tiles of TxT input pixels")
     p.add_argument("--overlay", action="store_true", help="segmenters: also write the image tinted with the classes")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="which checkpoint of a run directory (default best)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    add_which_option(p)
+    add_device_option(p)
     p.set_defaults(run=run)
     return p
 
@@ -53,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     result = predict(
         args.source, args.inputs, out=args.out, top_k=args.top_k, format=args.format, tile_size=args.tile_size,
-        overlay=args.overlay, which=args.checkpoint, device=args.device,
+        overlay=args.overlay, which=args.which, device=args.device,
     )
     print(result_table(result))
     for path in result.files if result.task == "classification" else []:

@@ -6,10 +6,11 @@ import argparse
 import time
 from typing import Any
 
-from cnnzoo._atomic import check_output_path
-from cnnzoo.classical import io
 from cnnzoo.classical.methods import method_name, segment
 from cnnzoo.classical.predicates import PREDICATES, make_predicate
+from cnnzoo.images.read import read_array
+from cnnzoo.images.write import write_label_map, write_overlay
+from cnnzoo.utils.atomic import check_output_path
 
 METHOD_CHOICES = ("region-growing", "kmeans", "split-merge")
 
@@ -75,17 +76,17 @@ def run(args: argparse.Namespace) -> int:
     for output in (args.out, args.overlay):
         if output:
             check_output_path(output)  # a bad output path fails now, not after the work
-    image = io.read_image(args.image)
+    image = read_array(args.image)
     start = time.perf_counter()
     labels = segment(image, method, **options)
     seconds = time.perf_counter() - start
     height, width = labels.shape
     print(f"{args.method}: {int(labels.max()) + 1} regions in {seconds:.2f} s ({height}x{width} pixels)")
     if args.out:
-        io.write_label_map(args.out, labels)
+        write_label_map(args.out, labels)
         print(f"wrote {args.out}")
     if args.overlay:
-        io.write_overlay(args.overlay, image, labels)
+        write_overlay(args.overlay, image, labels)
         print(f"wrote {args.overlay}")
     return 0
 

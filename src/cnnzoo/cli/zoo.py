@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import torch
-from torch.overrides import TorchFunctionMode
 
 import cnnzoo
 from cnnzoo import analysis
-from cnnzoo._atomic import check_output_path
-from cnnzoo.cli.options import parse_input_size, parse_model_kwargs
-from cnnzoo.cli.table import format_count, format_table
+from cnnzoo.analysis import explain
+from cnnzoo.cli.options import add_model_kwargs_option, parse_model_kwargs
+from cnnzoo.registry import create_meta_model
+from cnnzoo.utils.atomic import check_output_path
+from cnnzoo.utils.sizes import parse_input_size
+from cnnzoo.utils.text import format_count, format_table
 
 FORMATS = ("table", "csv", "json", "markdown")
 
@@ -67,54 +66,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_explain)
 
 
-def add_model_kwargs_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-k", dest="model_kwargs", action="append", metavar="NAME=VALUE",
-        help="keyword argument for the model, repeatable (e.g. -k width_mult=0.5 -k num_classes=10)",
-    )
-
-
-class _SkipRandomInit(TorchFunctionMode):
-    """Makes the random initialisers no-ops on meta tensors, which have no values to fill.
-
-    PyTorch runs ``normal_`` and ``uniform_`` on meta tensors through Python decompositions:
-    building the whole zoo spent half its time in them, initialising nothing. The ``nn.init``
-    functions that dispatch to modes themselves are listed too: the device mode beneath runs
-    them with every mode switched off, where the tensor methods could no longer be caught.
-    """
-
-    _INITIALISERS = frozenset({
-        torch.Tensor.normal_, torch.Tensor.uniform_,
-        torch.nn.init.normal_, torch.nn.init.uniform_, torch.nn.init.kaiming_uniform_,
-    })
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in self._INITIALISERS:
-            tensor = args[0] if args else kwargs.get("tensor")
-            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
-                return tensor
-        return func(*args, **kwargs)
-
-
-def meta_model(name: str, **kwargs: Any) -> torch.nn.Module:
-    """The model built on the meta device: shapes and costs without memory or compute.
-
-    A model option of the wrong type or value (``-k num_classes=abc``) that the builder does
-    not check itself fails deep inside PyTorch; it is reported as a ``ValueError`` naming the
-    options.
-    """
-    try:
-        with torch.device("meta"), _SkipRandomInit():
-            return cnnzoo.create_model(name, **kwargs)
-    except (TypeError, RuntimeError) as err:
-        if not kwargs:
-            raise  # not the user's doing
-        options = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"cannot build {name} with {options}: {reason}") from err
-
-
 def input_size_for(name: str, text: str | None, kwargs: dict) -> tuple[int, int, int]:
     default = cnnzoo.model_info(name).default_input
     channels = kwargs.get("in_chans", default[0])
@@ -130,7 +81,7 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for name in names:
         info = cnnzoo.model_info(name)
-        params = analysis.count_params(meta_model(name))
+        params = analysis.count_params(create_meta_model(name))
         rows.append([name, info.task, info.family, str(info.year), "x".join(map(str, info.default_input)), format_count(params)])
     print(format_table(["model", "task", "family", "year", "input", "params"], rows, align_right={5}))
     return 0
@@ -142,7 +93,7 @@ def run_summary(args: argparse.Namespace) -> int:
     if args.plot:
         check_output_path(args.plot, create_folder=True)  # before any output is printed
     input_size = input_size_for(args.model, args.input, kwargs)
-    summary = analysis.summarize(meta_model(args.model, **kwargs), input_size)
+    summary = analysis.summarize(create_meta_model(args.model, **kwargs), input_size)
     summary.model_name = args.model  # the registered name tells resnet18 from resnet50
     renderers = {
         "table": lambda: summary.to_table(depth=args.depth),
@@ -163,7 +114,7 @@ def compare_rows(names: list[str], input_text: str | None) -> list[dict]:
     for name in names:
         info = cnnzoo.model_info(name)
         input_size = input_size_for(name, input_text, {})
-        total = analysis.summarize(meta_model(name), input_size).total
+        total = analysis.summarize(create_meta_model(name), input_size).total
         rows.append({
             "model": name,
             "input": "x".join(map(str, input_size)),
@@ -207,7 +158,5 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from cnnzoo.analysis import explain
-
     print(explain.explain(args.topic).rstrip("\n"))  # no topic: the list of topics
     return 0

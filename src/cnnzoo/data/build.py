@@ -27,7 +27,7 @@ import torch
 
 from cnnzoo.data import fashion_mnist, synthetic
 from cnnzoo.data.folders import load_folder
-from cnnzoo.data.images import InMemoryDataset, channel_mean_std
+from cnnzoo.data.in_memory import InMemoryDataset, channel_mean_std
 from cnnzoo.data.spec import DataSpec
 
 __all__ = ["DATASETS", "DEFAULT_SIZES", "build_data"]

@@ -20,7 +20,7 @@ the classes. Without ``train/`` / ``val/``, a seeded fraction (``val_fraction``,
 images becomes the validation split, the same fraction of every class (stratified).
 
 Images: every image is converted to one channel count, 3 when any image of the set is in
-colour, else 1 (see :mod:`cnnzoo.data.images` for the file kinds), and resized to one
+colour, else 1 (see :mod:`cnnzoo.images.read` for the file kinds), and resized to one
 ``image_size``: the one given, else the most common size among the training images (the
 first one met on a tie), bilinear (antialiased) for images, nearest for masks.
 
@@ -48,18 +48,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from cnnzoo.data.images import (
-    IMAGE_SUFFIXES,
-    MASK_SUFFIXES,
-    InMemoryDataset,
-    channel_mean_std,
-    image_header,
-    read_image,
-    read_mask,
-    resize_image,
-    resize_mask,
-)
+from cnnzoo.data.in_memory import InMemoryDataset, channel_mean_std, resize_image, resize_mask
 from cnnzoo.data.spec import DataSpec
+from cnnzoo.images.read import IMAGE_SUFFIXES, MASK_SUFFIXES, image_header, read_image, read_mask
 
 __all__ = ["IGNORE_INDEX", "PRELOAD_BYTES", "VAL_FRACTION", "FolderDataset", "load_folder"]
 

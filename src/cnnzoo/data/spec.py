@@ -20,9 +20,10 @@ from typing import Literal
 
 from torch.utils.data import Dataset
 
-__all__ = ["DataSpec", "Task"]
+__all__ = ["SPLITS", "DataSpec", "Task"]
 
 Task = Literal["classification", "segmentation"]
+SPLITS = ("val", "train")  # the two splits of every data set, validation first (what is scored by default)
 
 
 @dataclass

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from cnnzoo.data.fashion_mnist import CLASS_NAMES, find_fashion_mnist, load_fashion_mnist
+from cnnzoo.data.weight_map import unet_weight_map
 
 __all__ = [
     "CELL_CLASSES",
@@ -350,18 +351,12 @@ def _cached(name: str, count: int, size: tuple[int, int], seed: int, split: str,
     parts = {key: _concatenate([chunk[key] for chunk in chunks], count) for key in chunks[0]}
     weights = None
     if name == "cells":
-        weights = torch.from_numpy(np.stack([_unet_weights(one) for one in parts["instances"]]))
+        weights = torch.from_numpy(np.stack([unet_weight_map(one) for one in parts["instances"]]))
     return SyntheticSet(
         images=torch.from_numpy(parts["images"]), masks=torch.from_numpy(parts["masks"]),
         instances=torch.from_numpy(parts["instances"]) if "instances" in parts else None,
         weights=weights, params=parts.get("params"),
     )
-
-
-def _unet_weights(instances: np.ndarray) -> np.ndarray:
-    from cnnzoo.data.weight_map import unet_weight_map
-
-    return unet_weight_map(instances)
 
 
 def _concatenate(values: list, count: int):

@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import tempfile
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,33 +35,31 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
+from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.registry import create_model
+from cnnzoo.utils.text import first_line
+
 __all__ = [
     "FORMAT",
     "Trained",
-    "capture_rng_state",
     "checkpoint_paths",
     "load_trained",
     "load_training_state",
     "load_weights",
     "read_checkpoint",
-    "restore_rng_state",
     "save_checkpoint",
     "unwrap_model",
 ]
 
 FORMAT = "cnnzoo-checkpoint/1"
-META_KEYS = (
-    "model", "model_kwargs", "task", "num_classes", "in_chans", "class_names", "mean", "std",
-    "image_size", "ignore_index", "data", "epoch", "metrics",
-)
 
 
 @dataclass
 class Trained:
-    """A trained model, in eval mode, and what is known about it (the sidecar)."""
+    """A trained model, in eval mode, and what is known about it (its :class:`RunMeta`)."""
 
     model: nn.Module
-    meta: dict[str, Any]
+    meta: RunMeta
 
 
 def checkpoint_paths(stem: str | Path) -> dict[str, Path]:
@@ -88,19 +86,18 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def save_checkpoint(
     stem: str | Path,
     model: nn.Module,
-    meta: dict[str, Any],
+    meta: RunMeta | Mapping[str, Any],
     training_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write checkpoint ``stem`` (e.g. ``run_dir / "last"``) atomically; returns the weights' path.
 
-    ``meta`` must hold :data:`META_KEYS` (and may hold more, e.g. ``"step"``, ``"config"``).
-    ``training_state`` (any nesting of dicts, lists, tuples, numbers, strings, NumPy arrays
+    ``meta``: the run's :class:`RunMeta`, or a mapping of its fields (which must hold
+    :data:`~cnnzoo.engine.runmeta.REQUIRED_KEYS`). ``training_state`` (any nesting of dicts, lists, tuples, numbers, strings, NumPy arrays
     and tensors: optimizer, scheduler and grad-scaler ``state_dict()``, RNG states, the
     sampler position) makes the checkpoint resumable.
     """
-    missing = [key for key in META_KEYS if key not in meta]
-    if missing:
-        raise ValueError(f"checkpoint metadata lacks {', '.join(missing)}")
+    if not isinstance(meta, RunMeta):
+        meta = RunMeta.from_dict(meta)
     paths = checkpoint_paths(stem)
     checkpoint_id = uuid.uuid4().hex
     file_metadata = {"format": FORMAT, "checkpoint_id": checkpoint_id}
@@ -109,7 +106,7 @@ def save_checkpoint(
         for name, tensor in unwrap_model(model).state_dict().items()
     }
     payloads = {"weights": save_safetensors_bytes(weights, metadata=file_metadata)}
-    sidecar = {"format": FORMAT, "checkpoint_id": checkpoint_id, **_json_safe(meta)}
+    sidecar = {"format": FORMAT, "checkpoint_id": checkpoint_id, **meta.to_dict()}
     sidecar["files"] = {"weights": paths["weights"].name, "optim": None}
     sidecar["training_state"] = None
     if training_state is not None:
@@ -165,10 +162,19 @@ def _resolve(path: str | Path, which: str) -> dict[str, Path]:
     return paths
 
 
-def read_checkpoint(path: str | Path, which: str = "best") -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The weights (a ``state_dict`` on the CPU) and the sidecar of a checkpoint, after
-    checking that the two belong together."""
+def read_checkpoint(path: str | Path, which: str = "best") -> tuple[dict[str, torch.Tensor], RunMeta]:
+    """The weights (a ``state_dict`` on the CPU) and the :class:`RunMeta` of a checkpoint,
+    after checking that the two files belong together."""
     paths = _resolve(path, which)
+    weights, sidecar = _read_pair(paths)
+    try:
+        return weights, RunMeta.from_dict(sidecar)
+    except (TypeError, ValueError) as err:  # a hand-edited or damaged sidecar
+        raise ValueError(f"{paths['sidecar']} is not a usable cnnzoo checkpoint sidecar: {err}") from None
+
+
+def _read_pair(paths: dict[str, Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights and the raw sidecar of a checkpoint, checked to come from one save."""
     try:
         sidecar = json.loads(paths["sidecar"].read_text())
     except json.JSONDecodeError as err:
@@ -198,12 +204,12 @@ def load_weights(
     model_name: str,
     path: str | Path,
     which: str = "last",
-) -> dict[str, Any]:
+) -> RunMeta:
     """Load a checkpoint's weights into ``model`` (registered as ``model_name``); returns
-    the sidecar. A checkpoint of another architecture, or of the same one built with other
+    its :class:`RunMeta`. A checkpoint of another architecture, or of the same one built with other
     options, raises ``ValueError`` naming both."""
-    weights, sidecar = read_checkpoint(path, which)
-    saved = sidecar.get("model")
+    weights, meta = read_checkpoint(path, which)
+    saved = meta.model
     if saved != model_name:
         raise ValueError(
             f"checkpoint {path} holds a {saved!r} model; it cannot be loaded into {model_name!r}"
@@ -212,29 +218,26 @@ def load_weights(
     try:
         target.load_state_dict(weights, strict=True)
     except RuntimeError as err:
-        first_line = str(err).strip().splitlines()
-        detail = first_line[1].strip() if len(first_line) > 1 else first_line[0]
+        # torch's first line says "Error(s) in loading state_dict"; the second says which.
+        lines = str(err).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else first_line(err)
         raise ValueError(
-            f"checkpoint {path} ({saved} with options {sidecar.get('model_kwargs')}) does not fit "
+            f"checkpoint {path} ({saved} with options {meta.model_kwargs}) does not fit "
             f"this {model_name} model: {detail}"
         ) from None
-    return sidecar
+    return meta
 
 
 def load_trained(path: str | Path, which: str = "best", map_location: str | torch.device = "cpu") -> Trained:
     """Rebuild a trained model from a run directory (its ``best`` or ``last`` checkpoint)
     or a ``.safetensors`` file with its ``.json`` sidecar beside it."""
-    from cnnzoo.registry import create_model
-
-    _, sidecar = read_checkpoint(path, which)
+    _, meta = read_checkpoint(path, which)
     model = create_model(
-        sidecar["model"], num_classes=sidecar["num_classes"], in_chans=sidecar["in_chans"],
-        **{k: v for k, v in sidecar.get("model_kwargs", {}).items() if k not in ("num_classes", "in_chans")},
+        meta.model, num_classes=meta.num_classes, in_chans=meta.in_chans,
+        **{k: v for k, v in meta.model_kwargs.items() if k not in ("num_classes", "in_chans")},
     )
-    load_weights(model, sidecar["model"], path, which)
+    load_weights(model, meta.model, path, which)
     model.to(map_location).eval()
-    meta = {key: value for key, value in sidecar.items() if key not in ("training_state", "checkpoint_id", "format", "files")}
-    meta["metrics"] = _restore_nan(meta.get("metrics", {}))
     return Trained(model=model, meta=meta)
 
 
@@ -242,7 +245,7 @@ def load_training_state(path: str | Path, which: str = "last") -> dict[str, Any]
     """The training state saved with a checkpoint (tensors restored from
     ``NAME.optim.safetensors``); ``ValueError`` if the checkpoint has none."""
     paths = _resolve(path, which)
-    _, sidecar = read_checkpoint(path, which)
+    _, sidecar = _read_pair(paths)
     if sidecar.get("training_state") is None:
         raise ValueError(f"checkpoint {paths['weights']} holds no training state; resume from a `last` checkpoint")
     if not paths["optim"].is_file():
@@ -296,60 +299,3 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if "__float__" in value:
         return float(value["__float__"])
     raise ValueError(f"unreadable training state entry {value!r}")
-
-
-def _json_safe(value: Any) -> Any:
-    """Metadata as strict JSON: tensors to lists, NaN and infinities to ``null``."""
-    if isinstance(value, torch.Tensor):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _restore_nan(metrics: Any) -> Any:
-    """Per-class lists had NaN (undefined) stored as null; give them back as NaN."""
-    if isinstance(metrics, dict):
-        return {k: _restore_nan(v) for k, v in metrics.items()}
-    if isinstance(metrics, list):
-        return [math.nan if v is None else _restore_nan(v) for v in metrics]
-    return metrics
-
-
-def capture_rng_state() -> dict[str, Any]:
-    """The states of Python's, NumPy's, torch's and (when present) CUDA's generators."""
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Put back the generator states of :func:`capture_rng_state`."""
-    random.setstate(_as_tuples(state["python"]))
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        cuda_states = state["cuda"][: torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all(cuda_states)
-
-
-def _as_tuples(value: Any) -> Any:
-    # random.setstate needs tuples all the way down.
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_tuples(v) for v in value)
-    return value

@@ -26,7 +26,8 @@ from cnnzoo.classical.predicates import make_predicate
 from cnnzoo.data import build_data
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.checkpoint import load_trained, read_checkpoint
-from cnnzoo.engine.predict import prepare_image, segment_image
+from cnnzoo.engine.predict import prepare_image
+from cnnzoo.engine.tiling import segment_image
 
 __all__ = ["TUNING_GRID", "compare_segmenters", "evaluate_trained", "evaluation_pairs", "tune_classical"]
 
@@ -64,10 +65,10 @@ def evaluate_trained(run: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, n
     """Score a trained segmenter (a run directory or checkpoint) on (image, mask) pairs."""
     trained = load_trained(run)
     meta = trained.meta
-    if meta["task"] != "segmentation":
-        raise ValueError(f"{run} holds a {meta['task']} model, not a segmenter")
-    if meta["num_classes"] != num_classes:
-        raise ValueError(f"{run} was trained for {meta['num_classes']} classes; the data set has {num_classes}")
+    if meta.task != "segmentation":
+        raise ValueError(f"{run} holds a {meta.task} model, not a segmenter")
+    if meta.num_classes != num_classes:
+        raise ValueError(f"{run} was trained for {meta.num_classes} classes; the data set has {num_classes}")
     total: SegmentationScores | None = None
     seconds, regions, count = 0.0, 0, 0
     for image, mask in pairs:
@@ -83,7 +84,7 @@ def evaluate_trained(run: str | os.PathLike, pairs: Iterable[tuple[np.ndarray, n
         count += 1
     if total is None:
         raise ValueError("no (image, mask) pairs to evaluate")
-    return MethodEvaluation(f"{meta['model']} ({Path(run).name})", TRAINED, count, total, regions / count,
+    return MethodEvaluation(f"{meta.model} ({Path(run).name})", TRAINED, count, total, regions / count,
                             seconds / count)
 
 

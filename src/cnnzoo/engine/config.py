@@ -18,7 +18,8 @@ option             classification        segmentation
                                          weights (``cells``), else ``ce``
 =================  ====================  ====================
 
-(``loss`` for segmentation is settled by the trainer once it has seen the data.)
+(``loss`` for segmentation is settled by :func:`cnnzoo.engine.losses.choose_loss` once the
+trainer has seen the data.)
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from cnnzoo.engine.losses import LOSSES
+from cnnzoo.registry import model_info
+from cnnzoo.utils.sizes import parse_input_size
 
 __all__ = [
     "AMP_MODES",
@@ -207,8 +212,6 @@ def _check_value(key: str, value: Any) -> Any:
 
 
 def _check_loss(value: Any) -> str:
-    from cnnzoo.engine.losses import LOSSES
-
     if value not in LOSSES:
         raise ValueError(f"option 'loss' must be one of {', '.join(LOSSES)}; got {value!r}")
     return value
@@ -244,8 +247,6 @@ def _as_bool(key: str, value: Any) -> bool:
 
 def _as_image_size(value: Any) -> tuple[int, int]:
     if isinstance(value, str):
-        from cnnzoo.cli.options import parse_input_size  # a pure parser; no CLI state
-
         _, height, width = parse_input_size(value, default_channels=1)
         if value.lower().count("x") == 2:
             raise ValueError(f"option 'image_size' is HxW or N (the channels come from the data), got {value!r}")
@@ -261,8 +262,6 @@ def _as_image_size(value: Any) -> tuple[int, int]:
 
 
 def _fill_defaults(config: TrainConfig) -> None:
-    from cnnzoo.registry import model_info
-
     task = model_info(config.model).task  # an unknown model raises here, naming the closest
     if task not in TASK_DEFAULTS:
         raise ValueError(f"model {config.model!r} is a {task} model; cnnzoo trains classification and segmentation")

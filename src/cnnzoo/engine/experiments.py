@@ -26,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cnnzoo._atomic import write_atomically
+from cnnzoo.analysis import summarize
+from cnnzoo.data import build_data
+from cnnzoo.engine.config import resolve_config
+from cnnzoo.engine.plots import new_figure, save_figure
+from cnnzoo.registry import create_model
+from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.text import format_count, format_table
 
 __all__ = [
     "DEGRADATION_MODELS", "EXPERIMENTS", "MOBILENET_TABLE6", "WIDTH_MULTIPLIERS", "ExperimentResult",
@@ -125,8 +131,6 @@ def run_experiment(name: str, recipe: Recipe | None = None, out: str | os.PathLi
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [_train_member(member, recipe, spec, input_size, out_dir) for member in members]
     header, cells = describe(rows)
-    from cnnzoo.cli.table import format_table  # a pure formatter with no CLI state (as config.py's parser)
-
     numeric = {i for i, cell in enumerate(cells[0]) if cell[:1].isdigit()} if cells else set()
     table = format_table(header, cells, align_right=numeric, markdown=True)
     figure = plot(rows, out_dir / f"{name}.png", _title(name, recipe, input_size))
@@ -149,10 +153,10 @@ def _multiplier_members() -> list[_Member]:
 def _train_member(
     member: _Member, recipe: Recipe, spec: Any, input_size: tuple[int, int, int], out_dir: Path
 ) -> ExperimentRow:
-    from cnnzoo.analysis import summarize
-    from cnnzoo.engine.config import resolve_config
+    # Imported here, not at the top: `cnnzoo experiment --help` and every `cnnzoo --help`
+    # read this module for its recipes, and the trainer brings torchmetrics, kornia and
+    # matplotlib (about 1.4 s, measured with python -X importtime).
     from cnnzoo.engine.trainer import train
-    from cnnzoo.registry import create_model
 
     total = summarize(
         create_model(member.model, num_classes=spec.num_classes, in_chans=spec.in_chans, **member.model_kwargs),
@@ -184,8 +188,6 @@ def _train_member(
 # ------------------------------------------------------------------------------- tables
 
 def _degradation_table(rows: list[ExperimentRow]) -> tuple[list[str], list[list[str]]]:
-    from cnnzoo.analysis.summary import format_count
-
     header = ["model", "layers", "shortcuts", "params", "MACs", "train error %", "test error %",
               "best test error %", "time"]
     cells = [
@@ -199,8 +201,6 @@ def _degradation_table(rows: list[ExperimentRow]) -> tuple[list[str], list[list[
 
 
 def _multiplier_table(rows: list[ExperimentRow]) -> tuple[list[str], list[list[str]]]:
-    from cnnzoo.analysis.summary import format_count
-
     header = ["width", "params", "MACs", "test accuracy %", "train accuracy %", "time",
               "Table 6 top-1 %", "Table 6 MACs", "Table 6 params"]
     cells = []
@@ -230,7 +230,8 @@ def _write_csv(path: Path, rows: list[ExperimentRow]) -> Path:
 # -------------------------------------------------------------------------------- plots
 
 def _plot_degradation(rows: list[ExperimentRow], path: Path, title: str) -> Path:
-    figure, axes = _figure()
+    figure = new_figure(7, 4.5)
+    axes = figure.subplots()
     colours = {"plain20": "tab:orange", "plain56": "tab:red", "resnet20": "tab:cyan", "resnet56": "tab:blue"}
     for row in rows:
         epochs = [entry["epoch"] for entry in row.history]
@@ -247,11 +248,12 @@ def _plot_degradation(rows: list[ExperimentRow], path: Path, title: str) -> Path
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, ncol=2)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _plot_multipliers(rows: list[ExperimentRow], path: Path, title: str) -> Path:
-    figure, axes = _figure()
+    figure = new_figure(7, 4.5)
+    axes = figure.subplots()
     macs = [row.macs / 1e6 for row in rows]
     accuracy = [100 * (1 - row.test_error) for row in rows]
     axes.plot(macs, accuracy, marker="o", color="tab:blue")
@@ -263,29 +265,12 @@ def _plot_multipliers(rows: list[ExperimentRow], path: Path, title: str) -> Path
     axes.set_ylabel("test accuracy (%)")
     axes.set_title(title, fontsize=9)
     axes.grid(alpha=0.3, which="both")
-    return _save(figure, path)
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5), dpi=110)
-    return figure, figure.add_subplot()
-
-
-def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    return write_atomically(path, lambda stream: figure.savefig(stream, format="png"))
+    return save_figure(figure, path)
 
 
 # ------------------------------------------------------------------------------ helpers
 
 def _classification_data(recipe: Recipe, experiment: str) -> Any:
-    from cnnzoo.data import build_data
-
     spec = build_data(recipe.data, data_dir=recipe.data_dir, image_size=recipe.image_size,
                       train_size=recipe.train_size, val_size=recipe.val_size, seed=recipe.seed)
     if spec.task != "classification":

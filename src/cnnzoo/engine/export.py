@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo._atomic import check_output_path, write_atomically
+from cnnzoo.engine.checkpoint import load_trained
+from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.registry import create_model, model_info
+from cnnzoo.utils.atomic import check_output_path, write_atomically
+from cnnzoo.utils.text import first_line
 
 __all__ = [
-    "DEFAULT_EXPORTER", "DEFAULT_TOLERANCE", "EXPORTERS", "FORMATS", "ExportResult", "default_input_size",
-    "export_model", "load_model_for_export",
+    "DEFAULT_EXPORTER", "DEFAULT_TOLERANCE", "EXPORTERS", "FORMATS", "ExportResult", "ModelSource",
+    "default_input_size", "export_model", "load_model_for_export",
 ]
 
 FORMATS = ("onnx", "torchscript")
@@ -77,59 +81,61 @@ class ExportResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the model to export came from: a trained run (``run``, its metadata), a
+    registered model (``name`` and its ``model_kwargs``), or a module built by the caller
+    (neither)."""
+
+    name: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    run: RunMeta | None = None
+
+
 def load_model_for_export(
     source: str | Path | nn.Module, model_kwargs: dict[str, Any] | None = None
-) -> tuple[nn.Module, dict[str, Any]]:
-    """``(model in eval mode, meta)`` for a run directory, a ``.safetensors`` checkpoint, a
-    registered model name or an ``nn.Module``.
+) -> tuple[nn.Module, ModelSource]:
+    """``(model in eval mode, where it came from)`` for a run directory, a ``.safetensors``
+    checkpoint, a registered model name or an ``nn.Module``.
 
-    ``meta`` is a trained run's metadata (``"in_chans"``, ``"image_size"``, ...), or for a
-    registered name ``{"model": name, "model_kwargs": ...}``. ``model_kwargs`` go to the
-    builder of a registered name and are an error with anything else.
+    ``model_kwargs`` go to the builder of a registered name and are an error with anything else.
     """
     if isinstance(source, nn.Module):
         if model_kwargs:
             raise ValueError("model options apply only to a registered model name, not to a built model")
-        return source.eval(), {}
+        return source.eval(), ModelSource()
     path = Path(source)
     if path.exists():
         if model_kwargs:
             raise ValueError(f"model options apply only to a registered model name, not to the run {path}")
-        from cnnzoo.engine.checkpoint import load_trained
-
         trained = load_trained(path)
-        return trained.model.eval(), dict(trained.meta)
+        return trained.model.eval(), ModelSource(trained.meta.model, trained.meta.model_kwargs, trained.meta)
     text = str(source)
     if text.endswith(".safetensors") or "/" in text or "\\" in text:
         raise FileNotFoundError(f"no run directory or checkpoint at {text}")
-    from cnnzoo.registry import create_model
-
     model = create_model(text, **(model_kwargs or {}))
-    return model.eval(), {"model": text, "model_kwargs": dict(model_kwargs or {})}
+    return model.eval(), ModelSource(text, dict(model_kwargs or {}))
 
 
-def default_input_size(model: nn.Module, meta: dict[str, Any]) -> tuple[int, int, int]:
+def default_input_size(model: nn.Module, source: ModelSource) -> tuple[int, int, int]:
     """The input size a model is exported at when none is given: a trained run's
     ``in_chans x image_size``, a registered model's default input (with its ``in_chans``)."""
-    if meta.get("image_size"):
-        size = meta["image_size"]
-        height, width = (size, size) if isinstance(size, int) else size
-        return (_model_channels(model, meta), int(height), int(width))
-    if meta.get("model"):
-        from cnnzoo.registry import model_info
-
-        _, height, width = model_info(meta["model"]).default_input
-        return (_model_channels(model, meta), height, width)
+    if source.run is not None:
+        return (source.run.in_chans, *source.run.image_size)
+    if source.name is not None:
+        _, height, width = model_info(source.name).default_input
+        return (_model_channels(model, source), height, width)
     raise ValueError("the input size is not known for this model: give one (C, H, W)")
 
 
-def _model_channels(model: nn.Module, meta: dict[str, Any]) -> int:
-    """Input channels: the run's, else the model's own ``in_chans`` (every zoo model has one)."""
-    channels = meta.get("in_chans") or getattr(model, "in_chans", None)
-    if channels is None and meta.get("model"):
-        from cnnzoo.registry import model_info
-
-        channels = model_info(meta["model"]).default_input[0]
+def _model_channels(model: nn.Module, source: ModelSource) -> int:
+    """Input channels: the run's, else the model's own ``in_chans`` (every zoo model has one),
+    else the registered model's default input's."""
+    if source.run is not None:
+        return source.run.in_chans
+    channels = getattr(model, "in_chans", None)
+    if channels is None and source.name is not None:
+        channels = model_info(source.name).default_input[0]
     if channels is None:
         raise ValueError("the model's input channels are not known: give the input size as (C, H, W)")
     return int(channels)
@@ -178,8 +184,8 @@ def export_model(
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
     out = check_output_path(out)  # a bad output path fails now, not after the export
-    model, meta = load_model_for_export(source, model_kwargs)
-    size = _resolve_input_size(model, meta, input_size)
+    model, origin = load_model_for_export(source, model_kwargs)
+    size = _resolve_input_size(model, origin, input_size)
 
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(seed)
@@ -206,12 +212,12 @@ def export_model(
 
 
 def _resolve_input_size(
-    model: nn.Module, meta: dict[str, Any], input_size: tuple[int, ...] | None
+    model: nn.Module, origin: ModelSource, input_size: tuple[int, ...] | None
 ) -> tuple[int, int, int]:
     if input_size is None:
-        size = default_input_size(model, meta)
+        size = default_input_size(model, origin)
     elif len(input_size) == 2:
-        size = (_model_channels(model, meta), *input_size)
+        size = (_model_channels(model, origin), *input_size)
     else:
         size = tuple(input_size)
     return _check_input_size(size)
@@ -231,7 +237,7 @@ def _compare(
         try:
             got = run_exported(x)
         except Exception as err:  # onnxruntime and TorchScript raise their own types
-            raise ValueError(f"the exported {format} model fails on a {tuple(x.shape)} input: {_first_line(err)}; "
+            raise ValueError(f"the exported {format} model fails on a {tuple(x.shape)} input: {first_line(err)}; "
                              "nothing written") from err
         if got.shape != expected.shape:
             raise ValueError(f"the exported {format} model gives shape {got.shape}, the model {expected.shape}; "
@@ -327,7 +333,7 @@ def _export_onnx(
     except ValueError:
         raise
     except Exception as err:  # the exporters raise many types; the first line says what failed
-        raise ValueError(f"ONNX export ({exporter}) failed: {_first_line(err)}") from err
+        raise ValueError(f"ONNX export ({exporter}) failed: {first_line(err)}") from err
     return data
 
 
@@ -339,7 +345,7 @@ def _onnxruntime_runner(data: bytes):
     try:
         session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as err:
-        raise ValueError(f"onnxruntime cannot load the exported model: {_first_line(err)}") from err
+        raise ValueError(f"onnxruntime cannot load the exported model: {first_line(err)}") from err
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x.numpy()})[0]
 
@@ -351,7 +357,7 @@ def _export_torchscript(model: nn.Module, example: torch.Tensor) -> bytes:
             traced = torch.jit.trace(model, example, check_trace=False)
             torch.jit.save(traced, buffer)
     except Exception as err:
-        raise ValueError(f"TorchScript tracing failed: {_first_line(err)}") from err
+        raise ValueError(f"TorchScript tracing failed: {first_line(err)}") from err
     return buffer.getvalue()
 
 
@@ -371,8 +377,3 @@ def _onnx_opset(data: bytes) -> int | None:
 
     model = onnx.load_model_from_string(data)
     return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

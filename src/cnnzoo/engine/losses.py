@@ -5,7 +5,7 @@ Every loss has the same call: ``loss(logits, target, weight=None) -> scalar``, w
 - classification: ``logits`` ``N x K``, ``target`` int ``N``;
 - segmentation: ``logits`` ``N x K x H x W``, ``target`` int ``N x H x W`` (already cropped
   to the logits' size for a valid-convolution U-Net: the engine calls
-  :func:`cnnzoo.models._segmenter.center_crop`; a loss never crops), ``weight`` float
+  :func:`cnnzoo.layers.spatial.center_crop`; a loss never crops), ``weight`` float
   ``N x H x W`` per-pixel weights (the U-Net weight map), used by ``"weighted-ce"`` only.
 
 The losses (:data:`LOSSES`, built by :func:`build_loss`):
@@ -43,12 +43,32 @@ __all__ = [
     "WeightedCrossEntropy",
     "build_loss",
     "check_logits_and_target",
+    "choose_loss",
     "check_target_labels",
     "unet_weight_map",
 ]
 
 LOSSES: tuple[str, ...] = ("ce", "dice", "ce+dice", "weighted-ce")
 TASKS: tuple[str, ...] = ("classification", "segmentation")
+
+
+def choose_loss(requested: str | None, task: str, has_weight_maps: bool, *, for_evaluation: bool = False) -> str:
+    """The loss a run uses: ``requested``, or by default the U-Net paper's weighted
+    cross-entropy for segmentation data that has per-pixel weight maps (``cells``) and plain
+    cross-entropy otherwise.
+
+    ``"weighted-ce"`` needs weight maps: training on data without them is an error; a
+    trained model evaluated on such data (``for_evaluation``) is scored with plain
+    cross-entropy instead, which is the weighted loss with every weight 1.
+    """
+    if requested is None:
+        return "weighted-ce" if task == "segmentation" and has_weight_maps else "ce"
+    if requested == "weighted-ce" and not has_weight_maps:
+        if for_evaluation:
+            return "ce"
+        raise ValueError("loss 'weighted-ce' needs a data set with per-pixel weight maps (such as cells); "
+                         "this one has none: use --loss ce, dice or ce+dice")
+    return requested
 
 
 def build_loss(

@@ -12,9 +12,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from cnnzoo._atomic import write_atomically
+from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["class_palette", "colorize_mask", "plot_confusion", "plot_curves", "plot_overlays"]
+__all__ = ["class_palette", "colorize_mask", "new_figure", "plot_confusion", "plot_curves", "plot_overlays", "save_figure"]
 
 # Metrics drawn against the epochs, per task (those the history holds).
 CURVE_METRICS = {
@@ -23,7 +23,8 @@ CURVE_METRICS = {
 }
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A matplotlib Figure of ``width x height`` inches on its own Agg canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -32,13 +33,14 @@ def _figure(width: float, height: float):
     return figure
 
 
-def _save(figure, path: str | Path) -> Path:
+def save_figure(figure, path: str | Path) -> Path:
+    """The figure as a PNG at ``path``, written atomically (its folder created)."""
     return write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=100), create_folder=True)
 
 
 def plot_curves(history: Sequence[dict[str, Any]], task: str, path: str | Path, title: str = "") -> Path:
     """Two panels against the epoch: training and validation loss; the task's metrics."""
-    figure = _figure(11, 4)
+    figure = new_figure(11, 4)
     ax_loss, ax_metric = figure.subplots(1, 2)
     epochs = [row["epoch"] for row in history]
     for key, label in (("train_loss", "training loss"), ("val_loss", "validation loss")):
@@ -60,7 +62,7 @@ def plot_curves(history: Sequence[dict[str, Any]], task: str, path: str | Path, 
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -71,7 +73,7 @@ def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path,
     totals = counts.sum(axis=1, keepdims=True)
     fractions = np.divide(counts, totals, out=np.zeros(counts.shape, dtype=float), where=totals > 0)
     size = min(14, 3 + 0.5 * classes)
-    figure = _figure(size + 1.5, size)
+    figure = new_figure(size + 1.5, size)
     ax = figure.subplots()
     image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=ax, label="fraction of the true class")
@@ -86,7 +88,7 @@ def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path,
                 colour = "white" if fractions[i, j] > 0.5 else "black"
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=colour)
     ax.set_title(title or "confusion matrix")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def class_palette(num_classes: int) -> np.ndarray:
@@ -124,7 +126,7 @@ def plot_overlays(
     """One row per image: the image (values in [0, 1]), the true mask, the prediction, and
     the prediction blended over the image."""
     rows = images.shape[0]
-    figure = _figure(12, 3 * rows + 0.6)
+    figure = new_figure(12, 3 * rows + 0.6)
     axes = np.asarray(figure.subplots(rows, 4, squeeze=False))
     for row in range(rows):
         image = images[row].detach().float().cpu().clamp(0, 1)
@@ -146,4 +148,4 @@ def plot_overlays(
 
         handles = [Patch(color=palette[i], label=name) for i, name in enumerate(class_names[:num_classes])]
         figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
-    return _save(figure, path)
+    return save_figure(figure, path)

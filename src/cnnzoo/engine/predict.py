@@ -1,6 +1,6 @@
 """Prediction with a trained model: class probabilities for classifiers, masks for segmenters.
 
-Images are prepared exactly as in training (:mod:`cnnzoo.data.images`): decoded to
+Images are prepared exactly as in training (:mod:`cnnzoo.images.read`): decoded to
 ``C x H x W`` in [0, 1] with the model's channels (gray repeated to RGB, colour to its
 luma), classification inputs resized to the run's ``image_size`` (bilinear, antialiased),
 then normalized with the run's ``mean`` and ``std``.
@@ -10,12 +10,9 @@ then normalized with the run's ``mean`` and ``std``.
 * Segmenters give a class per pixel at the image's own size, written as a palette PNG
   (the pixel values are the class indices; any viewer shows them in colour) and, on
   request, an overlay (the image tinted with the class colours, region outlines in white):
-  :func:`cnnzoo.classical.io.write_label_map` and :func:`~cnnzoo.classical.io.write_overlay`,
-  the same files ``cnnzoo segment-classic`` writes. An image of at most
-  :data:`WHOLE_IMAGE_MAX_PIXELS` is predicted whole (mirror-padded to the nearest size the
-  model takes, as the U-Net paper extrapolates the border); a larger one, or any image when
-  a ``tile_size`` is given, goes through the overlap-tile path
-  (:func:`cnnzoo.engine.tiling.predict_tiled`), whose memory is bounded by the tile.
+  :func:`cnnzoo.images.write.write_label_map` and :func:`~cnnzoo.images.write.write_overlay`,
+  the same files ``cnnzoo segment-classic`` writes. Whether an image is predicted whole or
+  tile by tile is :func:`cnnzoo.engine.tiling.segment_image`'s decision.
 """
 
 from __future__ import annotations
@@ -33,25 +30,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo._atomic import write_atomically
-from cnnzoo.data.images import IMAGE_SUFFIXES, check_image_file, read_image, resize_image
-from cnnzoo.engine.tiling import accepts_size
+from cnnzoo.data.in_memory import resize_image
+from cnnzoo.engine.checkpoint import load_trained
+from cnnzoo.engine.distributed import resolve_device
+from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
+from cnnzoo.images.read import IMAGE_SUFFIXES, check_image_file, read_image
+from cnnzoo.images.write import write_label_map, write_overlay
+from cnnzoo.utils.atomic import write_atomically
 
 __all__ = [
-    "DEFAULT_TILE_SIZE", "PREDICTION_FORMATS", "WHOLE_IMAGE_MAX_PIXELS", "ClassPrediction", "MaskPrediction",
-    "PredictResult", "classify_images", "find_images", "predict", "prepare_image", "segment_image",
-    "segment_images", "write_class_predictions",
+    "PREDICTION_FORMATS", "ClassPrediction", "MaskPrediction", "PredictResult", "classify_images", "find_images",
+    "predict", "prepare_image", "segment_images", "write_class_predictions",
 ]
 
 PREDICTION_FORMATS = ("json", "csv")
-# Larger segmentation inputs go through tiles: a padded U-Net of width 64 needs about 2 GB
-# of activations at 512 x 512, which is as much as a laptop should be asked for.
-WHOLE_IMAGE_MAX_PIXELS = 512 * 512
-# Tile side for same-size nets; a valid-convolution net (output smaller than its input)
-# loses a wide border per tile, so it gets the paper's 572-pixel tile (388 kept of it).
-DEFAULT_TILE_SIZE = 256
-PAPER_TILE_SIZE = 572
-_MAX_PROBE = 1024  # how far up a covering tile size is searched for
 
 
 @dataclass
@@ -89,7 +82,7 @@ class PredictResult:
 
 def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """The image files named by ``inputs``: files as given, folders searched recursively for
-    :data:`~cnnzoo.data.images.IMAGE_SUFFIXES` (any case; hidden files skipped), sorted per
+    :data:`~cnnzoo.images.read.IMAGE_SUFFIXES` (any case; hidden files skipped), sorted per
     folder, each file once.
 
     Raises ``FileNotFoundError`` for a path that does not exist and ``ValueError`` for a
@@ -115,14 +108,14 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return list(found)
 
 
-def prepare_image(image: torch.Tensor, meta: dict[str, Any], resize: bool) -> torch.Tensor:
+def prepare_image(image: torch.Tensor, meta: RunMeta, resize: bool) -> torch.Tensor:
     """``1 x C x H x W`` model input from a ``C x H x W`` image in [0, 1] (already in the
-    model's channels): resized to ``meta["image_size"]`` when ``resize``, then normalized
-    with ``meta["mean"]`` and ``meta["std"]``."""
+    model's channels): resized to the run's ``image_size`` when ``resize``, then normalized
+    with its ``mean`` and ``std``."""
     if resize:
-        image = resize_image(image, _pair(meta["image_size"]))
-    mean = torch.tensor(meta["mean"], dtype=torch.float32).view(-1, 1, 1)
-    std = torch.tensor(meta["std"], dtype=torch.float32).view(-1, 1, 1)
+        image = resize_image(image, meta.image_size)
+    mean = torch.tensor(meta.mean, dtype=torch.float32).view(-1, 1, 1)
+    std = torch.tensor(meta.std, dtype=torch.float32).view(-1, 1, 1)
     if len(mean) != image.shape[0]:
         raise ValueError(f"the run's mean has {len(mean)} channels, the image {image.shape[0]}")
     return ((image - mean) / std)[None]
@@ -132,18 +125,18 @@ def prepare_image(image: torch.Tensor, meta: dict[str, Any], resize: bool) -> to
 
 @torch.no_grad()
 def classify_images(
-    model: nn.Module, meta: dict[str, Any], paths: Sequence[Path], top_k: int = 5, batch_size: int = 32
+    model: nn.Module, meta: RunMeta, paths: Sequence[Path], top_k: int = 5, batch_size: int = 32
 ) -> list[ClassPrediction]:
     """The ``top_k`` classes (at most all of them) and softmax probabilities of each image."""
     _check_positive("top_k", top_k)
     _check_positive("batch_size", batch_size)
-    names = meta["class_names"]
-    k = min(top_k, meta["num_classes"])
-    device = _device_of(model)
+    names = meta.class_names
+    k = min(top_k, meta.num_classes)
+    device = model_device(model)
     predictions = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        batch = torch.cat([prepare_image(read_image(p, channels=meta["in_chans"]), meta, resize=True) for p in chunk])
+        batch = torch.cat([prepare_image(read_image(p, channels=meta.in_chans), meta, resize=True) for p in chunk])
         probabilities = model(batch.to(device)).float().softmax(dim=1).cpu()
         values, indices = probabilities.topk(k, dim=1)
         for path, top_values, top_indices in zip(chunk, values.tolist(), indices.tolist()):
@@ -181,47 +174,8 @@ def write_class_predictions(
 # -------------------------------------------------------------------------- segmentation
 
 @torch.no_grad()
-def segment_image(
-    model: nn.Module, image: torch.Tensor, tile_size: int | None = None,
-    max_pixels: int = WHOLE_IMAGE_MAX_PIXELS, batch_size: int = 4,
-) -> tuple[torch.Tensor, bool]:
-    """``(labels, tiled)``: the class of every pixel (``H x W`` int64) of a normalized
-    ``1 x C x H x W`` image, and whether the overlap-tile path was taken.
-
-    Without ``tile_size``, an image of at most ``max_pixels`` is predicted whole: as it is
-    when the model takes its size and returns it, else as one mirror-padded tile of the
-    smallest size that covers it. A larger one is cut into tiles of
-    :func:`default_tile_size`.
-    """
-    from cnnzoo.engine.tiling import predict_tiled
-
-    height, width = image.shape[-2:]
-    device = _device_of(model)
-    if tile_size is None and height * width <= max_pixels:
-        if accepts_size(model, height, width) and _output_size(model, height, width) == (height, width):
-            return model(image.to(device)).argmax(dim=1)[0].cpu(), False
-        tile = _covering_tile(model, max(height, width))
-        if tile is not None:
-            labels = predict_tiled(model, image, tile, overlap=0, batch_size=1, return_labels=True)
-            return labels[0].long(), False
-    tile = tile_size if tile_size is not None else default_tile_size(model)
-    return predict_tiled(model, image, tile, batch_size=batch_size, return_labels=True)[0].long(), True
-
-
-def default_tile_size(model: nn.Module) -> int:
-    """:data:`DEFAULT_TILE_SIZE`, or :data:`PAPER_TILE_SIZE` for a net whose output is
-    smaller than its input, rounded down to a size the model takes."""
-    from cnnzoo.engine.tiling import fit_tile_size
-
-    tile = fit_tile_size(model, DEFAULT_TILE_SIZE)
-    if _output_size(model, tile, tile) != (tile, tile):
-        tile = fit_tile_size(model, PAPER_TILE_SIZE)
-    return tile
-
-
-@torch.no_grad()
 def segment_images(
-    model: nn.Module, meta: dict[str, Any], paths: Sequence[Path], out_dir: str | os.PathLike, *,
+    model: nn.Module, meta: RunMeta, paths: Sequence[Path], out_dir: str | os.PathLike, *,
     roots: Sequence[Path | None] | None = None, overlay: bool = False, tile_size: int | None = None,
     max_pixels: int = WHOLE_IMAGE_MAX_PIXELS,
 ) -> list[MaskPrediction]:
@@ -231,14 +185,12 @@ def segment_images(
     ``out_dir``) or ``None`` (a file given by name: ``NAME`` is its stem). Names that
     would collide get ``-2``, ``-3``, ... appended.
     """
-    from cnnzoo.classical.io import write_label_map, write_overlay
-
     out_dir = Path(out_dir)
     names = _output_names(paths, roots or [None] * len(paths))
-    class_names = meta["class_names"]
+    class_names = meta.class_names
     predictions = []
     for path, name in zip(paths, names):
-        image = read_image(path, channels=meta["in_chans"])
+        image = read_image(path, channels=meta.in_chans)
         labels, tiled = segment_image(model, prepare_image(image, meta, resize=False), tile_size, max_pixels)
         labels_np = labels.numpy()
         mask_path = out_dir / f"{name}_mask.png"
@@ -259,7 +211,7 @@ def segment_images(
 def predict(
     source: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
     top_k: int = 5, format: str | None = None, tile_size: int | None = None, overlay: bool = False,
-    which: str = "best", device: str = "cpu",
+    which: str = "best", device: str = "auto",
 ) -> PredictResult:
     """Predict every image in ``inputs`` (files or folders) with the trained run ``source``
     (a run directory or a ``.safetensors`` checkpoint).
@@ -267,12 +219,11 @@ def predict(
     Classifiers: the ``top_k`` classes per image, written to ``out/predictions.json`` (or
     ``.csv`` with ``format="csv"``) when ``out`` is given. Segmenters: masks (and overlays
     with ``overlay=True``) under ``out`` (default ``predictions``). Every input is checked
-    (exists, decodes) and the output folder made before anything is written.
+    (exists, decodes) and the output folder made before anything is written. ``device``:
+    ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
     """
-    from cnnzoo.engine.checkpoint import load_trained
-
-    trained = load_trained(source, which=which, map_location=device)
-    task = trained.meta["task"]
+    trained = load_trained(source, which=which, map_location=resolve_device(device))
+    task = trained.meta.task
     _check_options(task, top_k, format, tile_size, overlay)
     out_dir = _prepare_out_dir(out if out is not None else ("predictions" if task == "segmentation" else None))
     paths = find_images(inputs)
@@ -345,27 +296,6 @@ def _output_names(paths: Sequence[Path], roots: Sequence[Path | None]) -> list[s
         used.add(name)
         names.append(name)
     return names
-
-
-def _covering_tile(model: nn.Module, side: int) -> int | None:
-    """The smallest square input the model takes whose output is at least ``side`` on a side."""
-    for tile in range(max(side, getattr(model, "min_input_size", 1)), side + _MAX_PROBE):
-        if accepts_size(model, tile, tile) and min(_output_size(model, tile, tile)) >= side:
-            return tile
-    return None
-
-
-def _output_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
-    output_size = getattr(model, "output_size", None)
-    return (height, width) if output_size is None else tuple(output_size(height, width))
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(iter(model.parameters()), torch.empty(0)).device
-
-
-def _pair(size: Any) -> tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
 def _check_positive(name: str, value: Any) -> None:

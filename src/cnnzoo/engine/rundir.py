@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cnnzoo._atomic import write_atomically
+from cnnzoo.utils.atomic import write_atomically
 
 __all__ = ["RunDir", "check_new_run_dir", "default_run_dir"]
 

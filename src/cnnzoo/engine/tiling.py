@@ -7,13 +7,13 @@ missing context is extrapolated by mirroring the input image."
 How it works, per axis (rows and columns alike). Let ``T`` be the input tile size, ``O``
 the output size the model gives for it (``model.output_size(T, T)``: ``T - 184`` for the
 paper's valid U-Net at 572, ``T`` for a padded net) and ``m`` the context the model eats on
-the leading side (``(T - O) // 2``, as :func:`~cnnzoo.models._segmenter.center_crop`):
+the leading side (``(T - O) // 2``, as :func:`~cnnzoo.layers.spatial.center_crop`):
 
 1. Output tiles of ``O`` pixels start at ``0, s, 2s, ...`` with step ``s = O - overlap``,
    until they cover the image (the last one may overhang the far border).
 2. The input tile for the output tile at ``y`` is the image window ``[y - m, y - m + T)``;
    pixels outside the image are mirrored (reflection without repeating the edge pixel,
-   NumPy's ``"reflect"``), so the border pixels get context and the tiles can overhang.
+   NumPy's ``"reflect"``; :func:`~cnnzoo.layers.spatial.mirror_positions`), so the border pixels get context and the tiles can overhang.
    Tiles are gathered by index from the image: no padded copy of the image is made.
 3. Where output tiles overlap, they are blended with a linear cross-fade: along each axis
    a tile's weight ramps ``0.5/v, 1.5/v, ..., (v-0.5)/v`` over the ``v = overlap`` pixels
@@ -52,9 +52,23 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["AxisPlan", "TilePlan", "fit_tile_size", "plan_tiles", "predict_tiled", "size_step"]
+from cnnzoo.layers.spatial import mirror_positions
 
-# How far check_size is probed for the model's size step and for a fitting tile size.
+__all__ = [
+    "DEFAULT_TILE_SIZE", "PAPER_TILE_SIZE", "WHOLE_IMAGE_MAX_PIXELS", "AxisPlan", "TilePlan", "accepts_size",
+    "default_tile_size", "fit_tile_size", "model_device", "output_size", "plan_tiles", "predict_tiled",
+    "segment_image", "size_step",
+]
+
+# Larger segmentation inputs go through tiles: a padded U-Net of width 64 needs about 2 GB
+# of activations at 512 x 512, which is as much as a laptop should be asked for.
+WHOLE_IMAGE_MAX_PIXELS = 512 * 512
+# Tile side for same-size nets; a valid-convolution net (output smaller than its input)
+# loses a wide border per tile, so it gets the paper's 572-pixel tile (388 kept of it).
+DEFAULT_TILE_SIZE = 256
+PAPER_TILE_SIZE = 572
+# How far sizes are probed (check_size) for the model's size step, a fitting tile size and
+# a tile covering a whole image.
 _MAX_PROBE = 1024
 
 
@@ -114,7 +128,7 @@ def plan_tiles(model: nn.Module, image_size: tuple[int, int], tile_size: int, ov
     height, width = image_size
     if height < 1 or width < 1:
         raise ValueError(f"image size must be at least 1x1, got {height}x{width}")
-    out_h, out_w = _output_size(model, tile)
+    out_h, out_w = _tile_output_size(model, tile)
     step = size_step(model, tile)
     same_size = (out_h, out_w) == (tile, tile)
     if overlap is None:
@@ -150,7 +164,7 @@ def predict_tiled(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     plan = plan_tiles(model, tuple(images.shape[-2:]), tile_size, overlap)
-    device = _model_device(model, images.device)
+    device = model_device(model, images.device)
     sink = _StripSink(plan, images.shape[0], images.device, return_labels)
     for batch in _batches(_tile_indices(images.shape[0], plan), batch_size):
         inputs = torch.stack([_gather_tile(images[n], plan, k, l) for n, k, l in batch]).to(device)
@@ -159,6 +173,50 @@ def predict_tiled(
         for (n, k, l), output in zip(batch, outputs.to(images.device)):
             sink.add(n, k, l, output)
     return sink.result()
+
+
+@torch.no_grad()
+def segment_image(
+    model: nn.Module, image: Tensor, tile_size: int | None = None,
+    max_pixels: int = WHOLE_IMAGE_MAX_PIXELS, batch_size: int = 4,
+) -> tuple[Tensor, bool]:
+    """``(labels, tiled)``: the class of every pixel (``H x W`` int64) of a normalized
+    ``1 x C x H x W`` image, and whether the overlap-tile path was taken: the one
+    whole-or-tiled decision every prediction goes through.
+
+    Without ``tile_size``, an image of at most ``max_pixels`` is predicted whole: as it is
+    when the model takes its size and returns it, else as one mirror-padded tile of the
+    smallest size that covers it (as the U-Net paper extrapolates the border). A larger
+    one, or any image when ``tile_size`` is given, is cut into tiles (of
+    :func:`default_tile_size` by default), in memory bounded by the tile.
+    """
+    height, width = image.shape[-2:]
+    if tile_size is None and height * width <= max_pixels:
+        if accepts_size(model, height, width) and output_size(model, height, width) == (height, width):
+            return model(image.to(model_device(model))).argmax(dim=1)[0].cpu(), False
+        tile = _covering_tile(model, max(height, width))
+        if tile is not None:
+            labels = predict_tiled(model, image, tile, overlap=0, batch_size=1, return_labels=True)
+            return labels[0].long(), False
+    tile = tile_size if tile_size is not None else default_tile_size(model)
+    return predict_tiled(model, image, tile, batch_size=batch_size, return_labels=True)[0].long(), True
+
+
+def default_tile_size(model: nn.Module) -> int:
+    """:data:`DEFAULT_TILE_SIZE`, or :data:`PAPER_TILE_SIZE` for a net whose output is
+    smaller than its input, rounded down to a size the model takes."""
+    tile = fit_tile_size(model, DEFAULT_TILE_SIZE)
+    if output_size(model, tile, tile) != (tile, tile):
+        tile = fit_tile_size(model, PAPER_TILE_SIZE)
+    return tile
+
+
+def _covering_tile(model: nn.Module, side: int) -> int | None:
+    """The smallest square input the model takes whose output is at least ``side`` on a side."""
+    for tile in range(max(side, getattr(model, "min_input_size", 1)), side + _MAX_PROBE):
+        if accepts_size(model, tile, tile) and min(output_size(model, tile, tile)) >= side:
+            return tile
+    return None
 
 
 def size_step(model: nn.Module, tile_size: int) -> int:
@@ -215,9 +273,18 @@ def _check_tile_size(model: nn.Module, tile_size: int) -> int:
     return tile_size
 
 
-def _output_size(model: nn.Module, tile: int) -> tuple[int, int]:
-    output_size = getattr(model, "output_size", None)
-    out_h, out_w = (tile, tile) if output_size is None else output_size(tile, tile)
+def output_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
+    """The spatial size of the model's output for an ``height x width`` input: its
+    ``output_size`` (the Segmenter contract), else the input's own."""
+    method = getattr(model, "output_size", None)
+    if method is None:
+        return height, width
+    out_h, out_w = method(height, width)
+    return int(out_h), int(out_w)
+
+
+def _tile_output_size(model: nn.Module, tile: int) -> tuple[int, int]:
+    out_h, out_w = output_size(model, tile, tile)
     if not (0 < out_h <= tile and 0 < out_w <= tile):
         raise ValueError(f"{type(model).__name__}.output_size({tile}, {tile}) = {(out_h, out_w)}; "
                          "tiling needs an output no larger than the tile and not empty")
@@ -243,20 +310,15 @@ def _accepts(model: nn.Module, size: int) -> bool:
     return accepts_size(model, size, size)
 
 
-def _reflect(index: Tensor, length: int) -> Tensor:
-    """Mirror indices into ``0..length-1`` without repeating the edge (``d c b | a b c d | c b a``),
-    as often as needed for windows larger than the image."""
-    if length == 1:
-        return torch.zeros_like(index)
-    period = 2 * (length - 1)
-    index = index.remainder(period)
-    return torch.where(index < length, index, period - index)
+def _window(axis: AxisPlan, k: int, device: torch.device) -> Tensor:
+    """The image indices of tile ``k``'s input window along one axis, mirrored at the borders."""
+    start = axis.input_start(k)
+    return torch.tensor(mirror_positions(range(start, start + axis.tile), axis.length), device=device)
 
 
 def _gather_tile(image: Tensor, plan: TilePlan, k: int, l: int) -> Tensor:
-    rows = _reflect(torch.arange(plan.rows.tile) + plan.rows.input_start(k), plan.rows.length)
-    cols = _reflect(torch.arange(plan.cols.tile) + plan.cols.input_start(l), plan.cols.length)
-    return image[:, rows.to(image.device)[:, None], cols.to(image.device)[None, :]]
+    rows, cols = _window(plan.rows, k, image.device), _window(plan.cols, l, image.device)
+    return image[:, rows[:, None], cols[None, :]]
 
 
 def _tile_indices(num_images: int, plan: TilePlan) -> Iterator[tuple[int, int, int]]:
@@ -285,10 +347,12 @@ def _check_output(outputs: Tensor, inputs: Tensor, plan: TilePlan, model: nn.Mod
                          f"expected N x K x {plan.rows.output} x {plan.cols.output} (its output_size)")
 
 
-def _model_device(model: nn.Module, default: torch.device) -> torch.device:
+def model_device(model: nn.Module, default: torch.device | None = None) -> torch.device:
+    """The device of the model's first parameter or buffer (``default``, else the CPU, for a
+    model with neither)."""
     for tensor in [*model.parameters(), *model.buffers()]:
         return tensor.device
-    return default
+    return default if default is not None else torch.device("cpu")
 
 
 class _StripSink:

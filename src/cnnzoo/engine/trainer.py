@@ -2,51 +2,43 @@
 
 :func:`train` runs a :class:`~cnnzoo.engine.config.TrainConfig` end to end: it builds the
 data (:func:`cnnzoo.data.build_data`), the model (registry, with the data's classes and
-channels), the loss, the metrics, the optimizer and the warm-up + cosine schedule; then
-each epoch it trains, evaluates, writes ``metrics.csv``, the ``last`` checkpoint (and
-``best``, by the task's main metric), and the plots, into the run directory.
+channels), the loss, the optimizer and the warm-up + cosine schedule; then each epoch it
+trains, evaluates (:func:`cnnzoo.engine.evaluate.evaluate`), writes ``metrics.csv``, the
+``last`` checkpoint (and ``best``, by the task's main metric) with the run's
+:class:`~cnnzoo.engine.runmeta.RunMeta`, and the pictures
+(:class:`~cnnzoo.engine.run_pictures.RunPictures`), into the run directory.
 
-What happens to a batch, in order: to the device; augmentation (training only, on the
-device, masks moved with their images); normalization ``(image - mean) / std``; forward
-under autocast when ``amp`` is set; for a valid-convolution U-Net, whose output is the
-centre of its input, the target and weight map are cropped to the logits; the loss divided
-by the number of batches accumulated, backward; every ``accum_steps`` batches: optional
-gradient clipping, the optimizer step and the schedule step.
+What happens to a batch is :mod:`cnnzoo.engine.batches`' (device, augmentation on the
+device, normalization, autocast, crop of the target to a valid U-Net's output); then the
+loss divided by the number of batches accumulated, backward; every ``accum_steps`` batches:
+optional gradient clipping, the optimizer step and the schedule step.
 
-Reproducibility: the training order of epoch ``e`` is drawn from a generator seeded with
-``seed + e``, and the random generators are reseeded from ``(seed, e, rank)`` at the start
-of every epoch, so a run resumed from its ``last`` checkpoint continues exactly as if it had
-not stopped (with ``workers=0``, or deterministic data loading).
+Reproducibility: every generator is reseeded from ``(seed, epoch, rank)`` at the start of
+every epoch (:mod:`cnnzoo.engine.seeding`), so a run resumed from its ``last`` checkpoint
+continues exactly as if it had not stopped.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from cnnzoo.engine.checkpoint import (
-    capture_rng_state,
-    load_training_state,
-    load_weights,
-    read_checkpoint,
-    restore_rng_state,
-    save_checkpoint,
-)
+from cnnzoo.data import DATASETS, build_data
+from cnnzoo.data.augment import build_augment
+from cnnzoo.data.spec import DataSpec
+from cnnzoo.engine.batches import ModelFeed, align_to_logits, to_device
+from cnnzoo.engine.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
 from cnnzoo.engine.config import TrainConfig, config_to_dict
 from cnnzoo.engine.distributed import (
     DistributedContext,
-    ShardSampler,
     all_reduce_sum,
     any_process,
     broadcast_object,
@@ -56,18 +48,18 @@ from cnnzoo.engine.distributed import (
     train_sampler,
     wrap_model,
 )
+from cnnzoo.engine.evaluate import evaluate, has_weight_maps, make_eval_loader, scalar_metrics
+from cnnzoo.engine.losses import build_loss, choose_loss
+from cnnzoo.engine.metrics import MAIN_METRIC
 from cnnzoo.engine.optim import build_optimizer, build_scheduler
-from cnnzoo.engine.plots import plot_curves
 from cnnzoo.engine.progress import Progress, format_duration
+from cnnzoo.engine.run_pictures import RunPictures
 from cnnzoo.engine.rundir import RunDir, check_new_run_dir, default_run_dir
-from cnnzoo.models._segmenter import center_crop
+from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state, seed_epoch, seed_everything
+from cnnzoo.registry import create_model, model_info
 
-__all__ = ["NonFiniteLossError", "TrainResult", "evaluate", "make_eval_loader", "train"]
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# The curves are redrawn after an epoch when this many seconds have passed since the last
-# drawing (a drawing takes about a second), and always at the end of the run.
-CURVES_INTERVAL = 60.0
+__all__ = ["NonFiniteLossError", "TrainResult", "train"]
 
 
 class NonFiniteLossError(ValueError):
@@ -98,137 +90,11 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         shutdown(ctx)
 
 
-# --- batches ---------------------------------------------------------------------------
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    non_blocking = device.type == "cuda"
-    return {key: value.to(device, non_blocking=non_blocking) for key, value in batch.items()}
-
-
-def _model_input(
-    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype, channels_last: bool
-) -> torch.Tensor:
-    images = ((images - mean) / std).to(dtype)
-    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
-
-
-def _align(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None):
-    """Target and weight cropped to the logits' size (a valid-convolution U-Net sees the
-    centre of its input only)."""
-    if logits.dim() == 4 and target.shape[-2:] != logits.shape[-2:]:
-        height, width = logits.shape[-2:]
-        target = center_crop(target, height, width)
-        weight = None if weight is None else center_crop(weight, height, width)
-    return target, weight
-
-
-def _autocast(device: torch.device, amp: str):
-    if amp == "none":
-        return nullcontext()
-    return torch.autocast(device_type=device.type, dtype=AMP_DTYPES[amp])
-
-
-def _norm_tensors(spec: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    mean = torch.tensor(spec.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(spec.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-    return mean, std
-
-
-def _full_precision(logits: torch.Tensor) -> torch.Tensor:
-    """Logits from autocast (half / bfloat16) as float32 for the loss and metrics."""
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-
-
-def _parameter_dtype(model: nn.Module) -> torch.dtype:
-    for parameter in model.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.float32
-
-
-# --- evaluation ------------------------------------------------------------------------
-
-def make_eval_loader(
-    dataset: Dataset, batch_size: int, workers: int = 0, ctx: DistributedContext | None = None
-) -> DataLoader:
-    """Batches of ``dataset`` in order, this process's share of them (every sample once
-    over all processes)."""
-    ctx = ctx or DistributedContext()
-    return DataLoader(
-        dataset, batch_size=batch_size, sampler=ShardSampler(len(dataset), ctx.rank, ctx.world_size),
-        num_workers=workers, pin_memory=ctx.device.type == "cuda",
-    )
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    loader: DataLoader,
-    spec: Any,
-    device: str | torch.device = "cpu",
-    *,
-    loss: nn.Module | None = None,
-    amp: str = "none",
-    channels_last: bool = False,
-    ctx: DistributedContext | None = None,
-) -> dict[str, Any]:
-    """The task's metrics (:func:`cnnzoo.engine.metrics.build_metrics`) of ``model`` on
-    ``loader``'s batches, normalized with ``spec.mean`` / ``spec.std``; with ``loss``, also
-    ``"loss"``, the mean over samples. Under torchrun every process passes its share and
-    gets the metrics of the whole set."""
-    from cnnzoo.engine.metrics import build_metrics
-
-    device = torch.device(device)
-    ctx = ctx or DistributedContext(device=device)
-    model.eval()
-    metrics = build_metrics(spec.task, spec.num_classes, spec.ignore_index).to(device)
-    mean, std = _norm_tensors(spec, device)
-    dtype = _parameter_dtype(model)
-    loss_sum, count = 0.0, 0
-    for batch in loader:
-        batch = _to_device(batch, device)
-        with _autocast(device, amp):
-            logits = model(_model_input(batch["image"], mean, std, dtype, channels_last))
-        logits = _full_precision(logits)
-        target, weight = _align(logits, batch["target"], batch.get("weight"))
-        metrics.update(logits, target)
-        if loss is not None:
-            loss_sum += float(loss(logits, target, weight)) * len(target)
-            count += len(target)
-    results = metrics.compute()
-    if loss is not None:
-        loss_sum, count = all_reduce_sum([loss_sum, count], ctx)
-        results["loss"] = loss_sum / count if count else math.nan
-    return results
-
-
-def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The single-number metrics (not the confusion matrix nor per-class lists)."""
-    return {key: float(value) for key, value in metrics.items() if isinstance(value, (int, float))}
-
-
-def _seed_everything(*key: int) -> None:
-    """Seed Python's, NumPy's and torch's generators from a tuple of integers."""
-    state = np.random.SeedSequence(list(key)).generate_state(2)
-    value = int(state[0]) << 32 | int(state[1])
-    random.seed(value)
-    np.random.seed(state[0])
-    torch.manual_seed(value)
-
-
-def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
-    """Reseed every generator from (seed, epoch, rank): a resumed run draws the same
-    augmentations and dropout masks as an uninterrupted one."""
-    _seed_everything(seed, epoch, rank)
-
-
-def _is_better(value: float, best: float | None) -> bool:
+def _is_better(value: float | None, best: float | None) -> bool:
     if value is None or math.isnan(value):
         return best is None
     return best is None or math.isnan(best) or value > best
 
-
-# --- the run ---------------------------------------------------------------------------
 
 class _Run:
     """The state of one training run (a class so that its pieces stay short functions)."""
@@ -237,8 +103,6 @@ class _Run:
         self.config = config
         self.ctx = ctx
         self.progress = progress or Progress(config.progress, enabled=ctx.is_main)
-        self.best_pictures: dict[str, Any] | None = None
-        self.curves_drawn = time.perf_counter()
         if not ctx.is_main:
             self.progress.enabled = False
 
@@ -251,38 +115,40 @@ class _Run:
         self.run_dir = self._choose_run_dir()
         self.spec = _load_data(config)
         self._check_task()
-        _seed_everything(config.seed)  # the model's initial weights
-        self.loss_name = config.loss or self._default_loss()
+        seed_everything(config.seed)  # the model's initial weights
         self._build_model()
         self._build_training()
+        self.resolved = self._resolved_config()
         if resumed is not None:
-            self._restore(resumed)
+            self._restore(*resumed)
         else:
             self.history, self.best, self.start_epoch, self.step = [], {}, 0, 0
         self.writer = RunDir(self.run_dir, enabled=self.ctx.is_main)
         self.writer.create()
-        self.writer.write_config(self._resolved_config())
+        self.writer.write_config(config_to_dict(self.resolved))
+        self.pictures = RunPictures(self.writer.plots, self.spec, f"{config.model} on {config.data}", self.feed,
+                                    config.num_overlays, enabled=self.ctx.is_main)
         try:
             self._loop()
         except NonFiniteLossError:
-            self._draw_plots()  # the curves up to the failure help to see what went wrong
+            self.pictures.draw_all(self.history, self.model, self.run_dir)  # the curves up to the failure
             raise
         else:
-            self._draw_plots()
+            self.pictures.draw_all(self.history, self.model, self.run_dir)
         finally:
             self.writer.close()
         return TrainResult(run_dir=self.run_dir, history=self.history, best=self.best)
 
-    def _read_resume(self) -> tuple[dict, dict]:
+    def _read_resume(self) -> tuple[RunMeta, dict[str, Any]]:
         path = Path(self.config.resume)
         if not path.is_dir():
             raise FileNotFoundError(f"cannot resume: {path} is not a run directory")
-        _, sidecar = read_checkpoint(path, "last")
-        if sidecar["model"] != self.config.model:
+        _, meta = read_checkpoint(path, "last")
+        if meta.model != self.config.model:
             raise ValueError(
-                f"cannot resume {path}: its checkpoint is a {sidecar['model']!r} model, not {self.config.model!r}"
+                f"cannot resume {path}: its checkpoint is a {meta.model!r} model, not {self.config.model!r}"
             )
-        return sidecar, load_training_state(path, "last")
+        return meta, load_training_state(path, "last")
 
     def _choose_run_dir(self) -> Path:
         config = self.config
@@ -305,23 +171,17 @@ class _Run:
         return Path(path)
 
     def _check_task(self) -> None:
-        from cnnzoo.registry import model_info
-
         task = model_info(self.config.model).task
         if task != self.spec.task:
             raise ValueError(
                 f"model {self.config.model!r} is a {task} model, but data {self.config.data!r} is a "
                 f"{self.spec.task} data set"
             )
-
-    def _default_loss(self) -> str:
-        if self.spec.task == "segmentation" and len(self.spec.train) and "weight" in self.spec.train[0]:
-            return "weighted-ce"
-        return "ce"
+        for split, name in ((self.spec.train, "training"), (self.spec.val, "validation")):
+            if len(split) == 0:
+                raise ValueError(f"data {self.config.data!r} has an empty {name} split")
 
     def _build_model(self) -> None:
-        from cnnzoo.registry import create_model
-
         config, spec = self.config, self.spec
         kwargs = dict(config.model_kwargs)
         for key, value in (("num_classes", spec.num_classes), ("in_chans", spec.in_chans)):
@@ -338,18 +198,13 @@ class _Run:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def _build_training(self) -> None:
-        from cnnzoo.data.augment import build_augment
-        from cnnzoo.engine.losses import build_loss
-        from cnnzoo.engine.metrics import MAIN_METRIC
-
         config, spec, ctx = self.config, self.spec, self.ctx
+        self.loss_name = choose_loss(config.loss, spec.task, has_weight_maps(spec.train))
         loss_options = dict(task=spec.task, num_classes=spec.num_classes, ignore_index=spec.ignore_index)
         self.loss = build_loss(self.loss_name, label_smoothing=config.label_smoothing, **loss_options)
         self.val_loss = build_loss(self.loss_name, **loss_options)  # validation loss: no smoothing
         self.main_metric = MAIN_METRIC[spec.task]
         self.augment = build_augment(spec.task, tuple(spec.image_size), config.augment)
-        if len(spec.train) == 0 or len(spec.val) == 0:
-            raise ValueError(f"data {config.data!r} has an empty {'training' if not len(spec.train) else 'validation'} split")
         self.sampler = train_sampler(spec.train, ctx, config.seed)
         # Drop a last partial batch: a batch of 1 breaks batch norm, and equal batches keep
         # gradient accumulation exact. Keep it when it is all there is.
@@ -369,10 +224,9 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
         self.ddp_model = wrap_model(self.model, ctx)
         self.forward_model = torch.compile(self.ddp_model) if config.compile else self.ddp_model
-        self.mean, self.std = _norm_tensors(spec, ctx.device)
+        self.feed = ModelFeed.create(spec.mean, spec.std, ctx.device, self.model, config.amp, config.channels_last)
 
-    def _restore(self, resumed: tuple[dict, dict]) -> None:
-        sidecar, state = resumed
+    def _restore(self, meta: RunMeta, state: dict[str, Any]) -> None:
         load_weights(self.model, self.config.model, self.run_dir, "last")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -381,21 +235,17 @@ class _Run:
         restore_rng_state(state["rng"])
         self.start_epoch = state["sampler"]["epoch"]
         self.step = state["step"]
-        self.history = sidecar.get("history", [])
-        self.best = sidecar.get("best", {})
+        self.history = meta.history
+        self.best = meta.best
 
-    def _resolved_config(self) -> dict[str, Any]:
-        values = config_to_dict(replace(self.config, loss=self.loss_name, resume=None))
-        values["out"] = str(self.run_dir)
-        values["model_kwargs"] = self.model_kwargs
-        values["data"] = self._data_reference()
-        return values
+    def _resolved_config(self) -> TrainConfig:
+        """The options the run uses, defaults filled in, as ``config.json`` records them."""
+        return replace(self.config, loss=self.loss_name, resume=None, out=str(self.run_dir),
+                       model_kwargs=self.model_kwargs, data=self._data_reference())
 
     def _data_reference(self) -> str:
         """A built-in set's name, or a folder's absolute path (a resumed run or a later
         `cnnzoo evaluate` may start from another working directory)."""
-        from cnnzoo.data import DATASETS
-
         return self.config.data if self.config.data in DATASETS else self.spec.source or self.config.data
 
     # the epochs
@@ -420,7 +270,7 @@ class _Run:
             epoch_times.append(time.perf_counter() - epoch_started)
 
     def _epoch(self, epoch: int) -> None:
-        _seed_epoch(self.config.seed, epoch, self.ctx.rank)
+        seed_epoch(self.config.seed, epoch, self.ctx.rank)
         self.sampler.set_epoch(epoch)
         train_stats, seconds = self._train_epoch(epoch)
         sync_buffers(self.model, self.ctx)
@@ -443,7 +293,6 @@ class _Run:
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float]:
         config, ctx = self.config, self.ctx
         model, optimizer = self.forward_model, self.optimizer
-        dtype = _parameter_dtype(self.model)
         model.train()
         optimizer.zero_grad(set_to_none=True)
         batches = len(self.train_loader)
@@ -451,15 +300,14 @@ class _Run:
         loss_sum, seen, correct = 0.0, 0, 0
         self.progress.start_epoch(epoch + 1, config.epochs, batches)
         for index, batch in enumerate(self.train_loader):
-            batch = self.augment(_to_device(batch, ctx.device))
+            batch = self.augment(to_device(batch, ctx.device))
             group_size = config.accum_steps if index < last_group_start else batches - last_group_start
             steps_now = (index + 1) % config.accum_steps == 0 or index == batches - 1
             sync = nullcontext() if steps_now or not ctx.enabled else self.ddp_model.no_sync()
             with sync:
-                with _autocast(ctx.device, config.amp):
-                    logits = model(_model_input(batch["image"], self.mean, self.std, dtype, config.channels_last))
-                target, weight = _align(logits, batch["target"], batch.get("weight"))
-                loss = self.loss(_full_precision(logits), target, weight)
+                logits = self.feed.logits(model, batch["image"])
+                target, weight = align_to_logits(logits, batch["target"], batch.get("weight"))
+                loss = self.loss(logits, target, weight)
                 value = float(loss.detach())
                 if any_process(not math.isfinite(value), ctx):
                     self.progress.end_epoch()
@@ -510,17 +358,16 @@ class _Run:
 
     # writing
 
-    def _meta(self, epoch: int, results: dict[str, Any]) -> dict[str, Any]:
+    def _meta(self, epoch: int, results: dict[str, Any]) -> RunMeta:
         spec = self.spec
-        return {
-            "model": self.config.model, "model_kwargs": self.model_kwargs, "task": spec.task,
-            "num_classes": spec.num_classes, "in_chans": spec.in_chans, "class_names": list(spec.class_names),
-            "mean": list(spec.mean), "std": list(spec.std), "image_size": list(spec.image_size),
-            "ignore_index": spec.ignore_index, "data": self._data_reference(), "data_source": spec.source,
-            "epoch": epoch + 1,
-            "step": self.step, "metrics": {**results, "val_loss": self.history[-1]["val_loss"]},
-            "config": self._resolved_config(), "history": self.history, "best": self.best,
-        }
+        return RunMeta(
+            model=self.config.model, model_kwargs=self.model_kwargs, task=spec.task,
+            num_classes=spec.num_classes, in_chans=spec.in_chans, class_names=list(spec.class_names),
+            mean=tuple(spec.mean), std=tuple(spec.std), image_size=tuple(spec.image_size),
+            ignore_index=spec.ignore_index, data=self._data_reference(), data_source=spec.source,
+            epoch=epoch + 1, step=self.step, metrics={**results, "val_loss": self.history[-1]["val_loss"]},
+            config=self.resolved, history=self.history, best=self.best,
+        )
 
     def _save(self, epoch: int, results: dict[str, Any], improved: bool) -> None:
         if not self.ctx.is_main:
@@ -539,66 +386,7 @@ class _Run:
         save_checkpoint(self.run_dir / "last", self.model, meta, training_state)
         self.writer.write_metrics(self.history)
         self.writer.log_tensorboard(epoch + 1, self.history[-1])
-        if time.perf_counter() - self.curves_drawn > CURVES_INTERVAL:
-            self._draw_curves()
-        if improved:
-            self._keep_best_pictures(results)
-
-    def _keep_best_pictures(self, results: dict[str, Any]) -> None:
-        """What the best epoch's pictures need (drawn once, at the end of the run)."""
-        self.best_pictures = {"confusion": results["confusion"], "epoch": self.history[-1]["epoch"]}
-        if self.spec.task == "segmentation" and self.config.num_overlays:
-            self.best_pictures["overlays"] = self._overlay_samples()
-
-    def _draw_curves(self) -> None:
-        if self.ctx.is_main and self.history:
-            plot_curves(self.history, self.spec.task, self.writer.plots / "curves.png",
-                        title=f"{self.config.model} on {self.config.data}")
-        self.curves_drawn = time.perf_counter()
-
-    def _draw_plots(self) -> None:
-        """The curves, and the confusion matrix and overlays of the best epoch."""
-        from cnnzoo.engine.plots import plot_confusion, plot_overlays
-
-        self._draw_curves()
-        if not self.ctx.is_main:
-            return
-        pictures = self.best_pictures or self._best_pictures_from_checkpoint()
-        if pictures is None:
-            return
-        spec, plots = self.spec, self.writer.plots
-        plot_confusion(
-            pictures["confusion"], spec.class_names, plots / "confusion.png",
-            title=f"confusion matrix, validation, epoch {pictures['epoch']} (best)",
-        )
-        if "overlays" in pictures:
-            plot_overlays(*pictures["overlays"], spec.num_classes, plots / "overlays.png",
-                          spec.class_names, spec.ignore_index)
-
-    def _best_pictures_from_checkpoint(self) -> dict[str, Any] | None:
-        """A resumed run that did not improve: the pictures of the saved best epoch."""
-        if not (self.run_dir / "best.json").is_file():
-            return None
-        weights, sidecar = read_checkpoint(self.run_dir, "best")
-        pictures = {"confusion": sidecar["metrics"]["confusion"], "epoch": sidecar["epoch"]}
-        if self.spec.task == "segmentation" and self.config.num_overlays:
-            best_model = copy.deepcopy(self.model)
-            best_model.load_state_dict(weights)
-            pictures["overlays"] = self._overlay_samples(best_model)
-        return pictures
-
-    @torch.no_grad()
-    def _overlay_samples(self, model: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        model = model or self.model
-        count = min(self.config.num_overlays, len(self.spec.val))
-        samples = [self.spec.val[i] for i in range(count)]
-        images = torch.stack([s["image"] for s in samples]).to(self.ctx.device)
-        targets = torch.stack([s["target"] for s in samples]).to(self.ctx.device)
-        model.eval()
-        with _autocast(self.ctx.device, self.config.amp):
-            logits = model(_model_input(images, self.mean, self.std, _parameter_dtype(model), self.config.channels_last))
-        height, width = logits.shape[-2:]
-        return center_crop(images, height, width).cpu(), center_crop(targets, height, width).cpu(), logits.argmax(1).cpu()
+        self.pictures.epoch_done(self.history, results, self.model, improved)
 
     def _report(self, row: dict[str, Any], improved: bool, seconds: float) -> None:
         shown = [f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "lr", "seconds")]
@@ -608,9 +396,7 @@ class _Run:
         )
 
 
-def _load_data(config: TrainConfig) -> Any:
-    from cnnzoo.data import build_data
-
+def _load_data(config: TrainConfig) -> DataSpec:
     return build_data(
         config.data, data_dir=config.data_dir, image_size=config.image_size,
         train_size=config.train_size, val_size=config.val_size, seed=config.seed,

@@ -14,8 +14,9 @@ file               blocks
 ``fire.py``        SqueezeNet's Fire module
 ``mbconv.py``      MBConv with squeeze-and-excitation and stochastic depth
 ``upsample.py``    bilinear-initialized transposed conv, upsampling + 2x2 conv
-``unet_blocks.py`` U-Net's double conv, up block (crop + concat), mirror padding,
-                   the paper's fan-in initialization
+``unet_blocks.py`` U-Net's double conv, up block (crop + concat), the paper's fan-in
+                   initialization
+``spatial.py``     centre crop, mirror padding of any amount, size matching
 ``context.py``     Yu & Koltun's dilated context module (dilations 1,1,2,4,8,16,1)
 =================  ==================================================================
 """

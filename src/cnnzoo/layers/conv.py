@@ -28,6 +28,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from cnnzoo.utils.sizes import IntOrPair, pair
+
 __all__ = [
     "ConvNormAct",
     "ConvTransposeNormAct",
@@ -48,15 +50,6 @@ __all__ = [
 ]
 
 ModuleFactory = Callable[..., nn.Module]
-IntOrPair = int | tuple[int, int]
-
-
-def pair(value: IntOrPair) -> tuple[int, int]:
-    """Return ``(v, v)`` for an int and the tuple itself for a pair."""
-    if isinstance(value, int):
-        return (value, value)
-    height, width = value
-    return (int(height), int(width))
 
 
 def same_padding(kernel_size: IntOrPair, dilation: IntOrPair = 1) -> tuple[int, int]:

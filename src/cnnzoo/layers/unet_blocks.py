@@ -9,9 +9,8 @@ the number of feature channels, a concatenation with the correspondingly cropped
 map from the contracting path, and two 3x3 convolutions" (:class:`UNetUpBlock`).
 
 Also here: the paper's initialization (a Gaussian with standard deviation ``sqrt(2 / N)``,
-N the number of inputs of one unit, :func:`fan_in_normal_init`) and mirror padding of any
-amount (:func:`mirror_pad`, the paper's "missing context is extrapolated by mirroring the
-input image").
+N the number of inputs of one unit, :func:`fan_in_normal_init`). Cropping and mirror padding
+live in :mod:`cnnzoo.layers.spatial`.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ import math
 from collections import OrderedDict
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.layers.conv import ConvNormAct
+from cnnzoo.layers.spatial import center_crop, match_size
 from cnnzoo.layers.upsample import UP_MODES, UpsampleConv, up_block
 
 __all__ = [
@@ -31,9 +30,6 @@ __all__ = [
     "UNetUpBlock",
     "fan_in_normal_init",
     "incoming_connections",
-    "match_size",
-    "mirror_indices",
-    "mirror_pad",
     "upsample_by",
 ]
 
@@ -78,23 +74,6 @@ def upsample_by(in_channels: int, out_channels: int, mode: str = "transposed", f
     return UpsampleConv(in_channels, out_channels, mode=mode, scale=factor)
 
 
-def match_size(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``x`` centre-cropped or symmetrically zero-padded to ``height x width``.
-
-    An encoder with padded convolutions halves odd sizes by rounding down (or up), so its
-    upsampled map can be a pixel or two off the skip map it is concatenated with.
-    """
-    in_height, in_width = x.shape[-2:]
-    crop_height, crop_width = min(in_height, height), min(in_width, width)
-    if (crop_height, crop_width) != (in_height, in_width):
-        top, left = (in_height - crop_height) // 2, (in_width - crop_width) // 2
-        x = x[..., top : top + crop_height, left : left + crop_width]
-    if (crop_height, crop_width) != (height, width):
-        extra_h, extra_w = height - crop_height, width - crop_width
-        x = F.pad(x, (extra_w // 2, extra_w - extra_w // 2, extra_h // 2, extra_h - extra_h // 2))
-    return x
-
-
 class UNetUpBlock(nn.Module):
     """One step of U-Net's expansive path: upsample (by ``factor``, mapping ``in_channels``
     to ``out_channels``), concatenate the skip map, then :class:`DoubleConv`.
@@ -126,14 +105,8 @@ class UNetUpBlock(nn.Module):
         if self.padding:
             x = match_size(x, *skip.shape[-2:])
         else:
-            skip = _center_crop(skip, *x.shape[-2:])
+            skip = center_crop(skip, *x.shape[-2:])
         return self.conv(torch.cat([skip, x], dim=1))
-
-
-def _center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    # The same window as cnnzoo.models._segmenter.center_crop (layers must not import models).
-    top, left = (x.shape[-2] - height) // 2, (x.shape[-1] - width) // 2
-    return x[..., top : top + height, left : left + width]
 
 
 def incoming_connections(layer: nn.Module) -> int:
@@ -167,30 +140,3 @@ def fan_in_normal_init(model: nn.Module) -> None:
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
-
-
-def mirror_indices(size: int, before: int, after: int) -> list[int]:
-    """Indices into ``range(size)`` of a row mirrored at both ends (the edge pixel is not
-    repeated: ``[a b c]`` padded by 2 reads ``[c b a b c b a]``), for any amount of padding:
-    the mirrored row repeats with period ``2 * (size - 1)`` (a single pixel just repeats)."""
-    if size < 1 or before < 0 or after < 0:
-        raise ValueError(f"cannot mirror-pad a row of {size} pixels by ({before}, {after})")
-    period = max(2 * (size - 1), 1)
-    indices = []
-    for position in range(-before, size + after):
-        folded = position % period
-        indices.append(folded if folded < size else period - folded)
-    return indices
-
-
-def mirror_pad(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """Mirror ``x``'s last two dimensions outward by the given amounts (any amounts; unlike
-    ``F.pad(mode="reflect")``, which needs each one smaller than the side)."""
-    height, width = x.shape[-2:]
-    if top or bottom:
-        rows = torch.tensor(mirror_indices(height, top, bottom), device=x.device)
-        x = x.index_select(-2, rows)
-    if left or right:
-        columns = torch.tensor(mirror_indices(width, left, right), device=x.device)
-        x = x.index_select(-1, columns)
-    return x

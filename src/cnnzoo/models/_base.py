@@ -5,12 +5,18 @@ feature map per stage, described by ``feature_info`` (channels and nominal strid
 stride being the input-to-map downsampling factor); ``forward_head`` turns the last map
 into logits. An input smaller than ``min_input_size`` raises a ``ValueError`` naming the
 minimum, before any layer fails with a shape error of its own.
+
+Each family also declares its head, so that the head can be dropped or rewritten without
+running the model: ``head_children()`` names the top-level children ``forward_features``
+never runs (a segmentation encoder replaces them), and ``head_convolutions()`` writes the
+head as the equivalent convolutions (:func:`cnnzoo.models.convolutionalize.convolutionalize`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import torch
 from torch import nn
@@ -18,6 +24,8 @@ from torch import nn
 __all__ = [
     "Classifier",
     "FeatureInfo",
+    "check_choice",
+    "check_flag",
     "check_image_batch",
     "check_positive_int",
     "forward_with_taps",
@@ -60,18 +68,35 @@ def check_positive_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def check_flag(name: str, value: object) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (a string such as
+    ``"same"`` would otherwise pass as true)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_choice(name: str, value: object, choices: Collection[str]) -> None:
+    """Raise ``ValueError`` naming the choices unless ``value`` is one of them; models call
+    it before building any layer, so a typo costs nothing."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
 class Classifier(nn.Module):
     """Base class of the zoo's classifiers.
 
     ``__init__(num_classes, in_chans)`` checks and stores both. Subclasses then set
-    ``self.feature_info`` and ``self.min_input_size`` and implement ``_forward_stages``
-    (the list of stage outputs) and ``forward_head``.
+    ``self.feature_info`` and ``self.min_input_size``, implement ``_forward_stages`` (the
+    list of stage outputs) and ``forward_head``, and declare their head: ``head_names``
+    and ``head_convolutions``.
     """
 
     in_chans: int
     num_classes: int
     min_input_size: int
     feature_info: list[FeatureInfo]
+    # The top-level children that form the head, in the order forward_head runs them.
+    head_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_classes: int, in_chans: int) -> None:
         super().__init__()
@@ -97,6 +122,23 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x)[-1])
+
+    def head_children(self) -> list[str]:
+        """Names of the top-level children that form the head: those ``forward_features``
+        never runs (``head_names``, less any this instance was built without)."""
+        if not self.head_names:
+            raise NotImplementedError(f"{type(self).__name__} does not declare its head_names")
+        return [name for name in self.head_names if name in self._modules]
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """The head as layers mapping the last feature map to an ``N x K x h' x w'`` map of
+        class scores: each linear layer as the convolution computing it on every window
+        (:func:`~cnnzoo.models.convolutionalize.conv_from_linear`), the global pooling left
+        out. The layers are copies: the classifier is not modified."""
+        raise ValueError(
+            f"cannot convolutionalize a {type(self).__name__}: it does not write its head as "
+            "convolutions (Classifier.head_convolutions)"
+        )
 
 
 def he_normal_init(model: nn.Module, mode: str = "fan_out") -> None:

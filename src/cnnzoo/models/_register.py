@@ -1,14 +1,25 @@
-"""Where model files register their variants (read through :mod:`cnnzoo.registry`)."""
+"""Where model files register their variants (read through :mod:`cnnzoo.registry`), and the
+one lookup of a registered name, with hints at the closest names.
+
+Model files that build on other models (an FCN or a U-Net over a classifier) look names up
+here too: models never import :mod:`cnnzoo.registry`, which sits above them.
+"""
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from torch import nn
 
-__all__ = ["ModelEntry", "ModelInfo", "MODELS", "register_model", "torchvision_source"]
+__all__ = [
+    "MODELS", "ModelEntry", "ModelInfo", "UnknownModelError", "find_model", "register_model", "torchvision_source",
+]
+
+# What a model of each task is called in an error message.
+_TASK_NOUNS = {"classification": "classifier", "segmentation": "segmenter"}
 
 
 @dataclass(frozen=True)
@@ -80,3 +91,29 @@ def torchvision_source(weights: str) -> str:
     """The ``source`` of numbers read from torchvision's weights metadata (recorded in
     tests/fixtures/torchvision/metadata.json); its "GFLOPS" count multiply-adds."""
     return f"torchvision 0.28 {weights} metadata (num_params, GFLOPS = multiply-adds, acc@1)"
+
+
+class UnknownModelError(ValueError):
+    """A model name that is not registered; the message names the closest ones."""
+
+
+def find_model(name: object, task: str | None = None, what: str = "model") -> ModelEntry:
+    """The registered entry of ``name``, or an error a user can act on.
+
+    ``what`` is the name's role in the message ("model", "backbone", "encoder"). An unknown
+    name raises :class:`UnknownModelError` naming the closest registered ones (of ``task``,
+    when given); with ``task``, a model of another task raises ``ValueError``. Every model
+    file has registered itself by the time a model is built, so ``MODELS`` is complete.
+    """
+    entry = MODELS.get(name) if isinstance(name, str) else None
+    if entry is not None and (task is None or entry.info.task == task):
+        return entry
+    rule = f"the {what} must be a registered {_TASK_NOUNS.get(task, f'{task} model')}"
+    if entry is not None:  # a known name of the wrong task: a close name would only be a guess
+        raise ValueError(f"{rule}; {name!r} is a {entry.info.task} model (`cnnzoo list` shows each model's task)")
+    candidates = [n for n, e in MODELS.items() if task is None or e.info.task == task]
+    close = difflib.get_close_matches(str(name), candidates, n=5, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "`cnnzoo list` shows them all"
+    if task is None:  # "unknown model 'resnt18'; did you mean resnet18, ...?"
+        raise UnknownModelError(f"unknown {what} {name!r}; {hint}")
+    raise UnknownModelError(f"unknown {what} {name!r}: {rule}; {name!r} is not a registered model ({hint})")

@@ -4,7 +4,8 @@ A segmenter takes ``num_classes`` and ``in_chans`` and maps an ``N x in_chans x 
 batch to ``N x num_classes x H' x W'`` logits (one score per class and pixel). Most
 segmenters give ``H' x W' = H x W``; the paper's U-Net uses unpadded ("valid")
 convolutions, so its output is the centre of its input (572 -> 388): ``output_size`` says
-which, and training code crops the target to it with :func:`center_crop`.
+which, and training code crops the target to it with
+:func:`cnnzoo.layers.spatial.center_crop`.
 
 A size the network cannot take raises a ``ValueError`` that names the nearest sizes that
 work, before any layer fails with a shape error of its own.
@@ -17,22 +18,7 @@ from torch import nn
 
 from cnnzoo.models._base import check_image_batch, check_positive_int
 
-__all__ = ["Segmenter", "center_crop"]
-
-
-def center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The central ``height x width`` window of the last two dimensions of ``x``.
-
-    U-Net crops each encoder map to the decoder's size before concatenating them, and the
-    target to the output's size: "the cropping is necessary due to the loss of border
-    pixels in every convolution" (Ronneberger et al. 2015, section 2).
-    """
-    in_height, in_width = x.shape[-2:]
-    if height > in_height or width > in_width:
-        raise ValueError(f"cannot crop a {in_height}x{in_width} map to a larger {height}x{width}")
-    top = (in_height - height) // 2
-    left = (in_width - width) // 2
-    return x[..., top : top + height, left : left + width]
+__all__ = ["Segmenter"]
 
 
 class Segmenter(nn.Module):

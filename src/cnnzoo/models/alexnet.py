@@ -34,6 +34,7 @@ from cnnzoo.layers import ConvNormAct
 from cnnzoo.layers.heads import fc_classifier
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
 from cnnzoo.models._register import register_model, torchvision_source
+from cnnzoo.models.convolutionalize import fc_stack_convolutions
 
 __all__ = ["AlexNet", "ConvLayer", "alexnet", "alexnet_original", "min_input_size", "paper_lrn"]
 
@@ -117,6 +118,8 @@ class AlexNet(Classifier):
     ``min_input_size`` follows from the table (:func:`min_input_size`).
     """
 
+    head_names = ("avgpool", "classifier")
+
     def __init__(
         self,
         layers: Sequence[ConvLayer] = ONE_TOWER_LAYERS,
@@ -154,6 +157,10 @@ class AlexNet(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """fc6 as a 6x6 convolution over pool5, fc7 and fc8 as 1x1 ones (Long et al. 2015, section 3.1)."""
+        return fc_stack_convolutions(self.avgpool, self.classifier, self.feature_info[-1].channels)
 
 
 @register_model(

@@ -27,34 +27,30 @@ Costs: the conversion changes no parameter count (fc6: ``C*s*s*4096 + 4096`` eit
 multiply-adds grow with the number of windows, ``h' * w'`` times the classifier's head, but
 windows share the feature layers, which is why one pass over a large image is far cheaper
 than classifying each crop.
+
+Each family writes its own head as convolutions (``Classifier.head_convolutions``, built
+from the helpers here) and names the children that form it (``Classifier.head_children``),
+so this module knows no family.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
-from dataclasses import dataclass
-from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from cnnzoo.models._base import Classifier, check_image_batch
-from cnnzoo.models.alexnet import AlexNet
-from cnnzoo.models.densenet import DenseNet
-from cnnzoo.models.efficientnet import EfficientNet
-from cnnzoo.models.googlenet import InceptionNet
-from cnnzoo.models.mobilenet import MobileNetV1
-from cnnzoo.models.resnet import ResNet
-from cnnzoo.models.squeezenet import SqueezeNet
-from cnnzoo.models.vgg import VGG
+from cnnzoo.utils.meta import meta_copy
+from cnnzoo.utils.sizes import pair
 
 __all__ = [
     "ConvolutionalizedClassifier",
     "classifier_body",
     "conv_from_linear",
     "convolutionalize",
-    "meta_twin",
+    "fc_stack_convolutions",
+    "pooled_linear_convolutions",
 ]
 
 
@@ -94,84 +90,37 @@ def conv_from_linear(
     return conv
 
 
-def meta_twin(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose parameters and buffers are data-less meta tensors, to learn
-    output shapes without computing (or copying) anything."""
-    memo: dict[int, Any] = {}
-    for tensor in itertools.chain(module.parameters(), module.buffers()):
-        twin = torch.empty_like(tensor, device="meta")
-        memo[id(tensor)] = nn.Parameter(twin, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else twin
-    return copy.deepcopy(module, memo)
-
-
-@dataclass(frozen=True)
-class _Head:
-    """How a classifier family ends: the child modules that form its head (not needed by
-    ``forward_features``) and a function building the equivalent convolutions."""
-
-    modules: Callable[[Classifier], list[str]]
-    convolutions: Callable[[Classifier], list[nn.Module]]
-
-
-def _fc_stack(model: AlexNet | VGG) -> list[nn.Module]:
-    # avgpool -> flatten -> (Linear | ReLU | Dropout)*: fc6 spans the pooled map, the rest are 1x1.
-    size = model.avgpool.output_size
-    kernel = size if isinstance(size, int) else size[0]
-    channels = model.feature_info[-1].channels
-    layers: list[nn.Module] = []
-    for layer in model.classifier:
+def fc_stack_convolutions(pool: nn.AdaptiveAvgPool2d, layers: nn.Sequential, channels: int) -> list[nn.Module]:
+    """AlexNet's and VGG's head (adaptive pooling to ``s x s``, flatten, then linear layers
+    with ReLU and dropout between) as convolutions: the first linear layer spans the pooled
+    ``channels x s x s`` map (an ``s x s`` convolution), the later ones read one vector each
+    (1x1); the other layers are copied and the pooling is dropped."""
+    kernel = pair(pool.output_size)[0]
+    converted: list[nn.Module] = []
+    for layer in layers:
         if isinstance(layer, nn.Linear):
-            layers.append(conv_from_linear(layer, channels, kernel))
+            converted.append(conv_from_linear(layer, channels, kernel))
             channels, kernel = layer.out_features, 1
         else:
-            layers.append(copy.deepcopy(layer))
-    return layers
+            converted.append(copy.deepcopy(layer))
+    return converted
 
 
-def _pooled_linear(head: nn.Module) -> list[nn.Module]:
-    # pool -> dropout -> fc: dropout then a 1x1 conv, with the pooling left out.
-    return [copy.deepcopy(head.dropout), conv_from_linear(head.fc, head.fc.in_features, 1)]
-
-
-def _inception_heads(model: InceptionNet) -> list[str]:
-    auxiliary = [name for name in model.aux_taps.values() if getattr(model, name, None) is not None]
-    return ["avgpool", "dropout", "fc", *auxiliary]
-
-
-# Checked in order (subclasses before their bases).
-_HEADS: tuple[tuple[type, _Head], ...] = (
-    (AlexNet, _Head(lambda m: ["avgpool", "classifier"], _fc_stack)),
-    (VGG, _Head(lambda m: ["avgpool", "classifier"], _fc_stack)),
-    (EfficientNet, _Head(lambda m: ["head_conv", "head"],
-                         lambda m: [copy.deepcopy(m.head_conv), *_pooled_linear(m.head)])),
-    (ResNet, _Head(lambda m: ["head"], lambda m: _pooled_linear(m.head))),
-    (DenseNet, _Head(lambda m: ["head"], lambda m: _pooled_linear(m.head))),
-    (MobileNetV1, _Head(lambda m: ["head"], lambda m: _pooled_linear(m.head))),
-    (InceptionNet, _Head(_inception_heads, lambda m: _pooled_linear(m))),
-    # dropout, conv10, ReLU, global pooling: everything but the pooling.
-    (SqueezeNet, _Head(lambda m: ["classifier"], lambda m: [copy.deepcopy(c) for c in list(m.classifier)[:-1]])),
-)
-
-
-def _head_of(classifier: nn.Module) -> _Head:
-    for family, head in _HEADS:
-        if isinstance(classifier, family):
-            return head
-    known = ", ".join(family.__name__ for family, _ in _HEADS)
-    raise ValueError(
-        f"cannot convolutionalize a {type(classifier).__name__}: its head is not one cnnzoo knows "
-        f"(it knows the heads of {known})"
-    )
+def pooled_linear_convolutions(dropout: nn.Module, fc: nn.Linear) -> list[nn.Module]:
+    """A global-pooling head (pool, dropout, linear) as convolutions: the dropout, then the
+    linear layer as a 1x1 convolution; the pooling is left out (averaging and a linear map
+    commute, so the score map's mean is the logits)."""
+    return [copy.deepcopy(dropout), conv_from_linear(fc, fc.in_features, 1)]
 
 
 def classifier_body(classifier: Classifier, copy_modules: bool = True) -> Classifier:
-    """The classifier without its head: what ``forward_features`` needs, and nothing else
-    (its ``forward`` no longer works).
+    """The classifier without its head (``classifier.head_children()``): what
+    ``forward_features`` needs, and nothing else (its ``forward`` no longer works).
 
     ``copy_modules=True`` returns a deep copy (the head's weights are never copied);
     ``False`` removes the head from ``classifier`` itself.
     """
-    names = _head_of(classifier).modules(classifier)
+    names = classifier.head_children()
     if copy_modules:
         # Mapping the head modules to None in deepcopy's memo skips them.
         classifier = copy.deepcopy(classifier, {id(getattr(classifier, name)): None for name in names})
@@ -183,8 +132,8 @@ def classifier_body(classifier: Classifier, copy_modules: bool = True) -> Classi
 def _smallest_input(body: nn.Module, in_chans: int, start: int, needed: int) -> int:
     """Smallest square input (at least ``start``) whose last feature map is at least
     ``needed`` pixels on each side; the map grows with the input, so a doubling then a
-    bisection find it. Runs on a meta twin: no computation."""
-    twin = meta_twin(body).eval()  # (batch norm in training mode refuses 1x1 maps of one image)
+    bisection find it. Runs on a meta copy: no computation."""
+    twin = meta_copy(body).eval()  # (batch norm in training mode refuses 1x1 maps of one image)
 
     def fits(size: int) -> bool:
         with torch.no_grad():
@@ -241,12 +190,13 @@ def convolutionalize(classifier: nn.Module) -> ConvolutionalizedClassifier:
     ``(32 i, 32 j)`` - computed once for all windows instead of once per crop.
 
     The classifier is not modified: its layers are copied (the head's weights reshaped).
-    Train / eval mode carries over. Raises ``ValueError`` for a model whose head is not
-    one of the zoo's (see :data:`_HEADS`).
+    Train / eval mode carries over. Raises ``ValueError`` for a model that is not a cnnzoo
+    classifier or does not write its head as convolutions (``Classifier.head_convolutions``).
     """
-    head_spec = _head_of(classifier)
+    if not isinstance(classifier, Classifier):
+        raise ValueError(f"cannot convolutionalize a {type(classifier).__name__}: it is not a cnnzoo Classifier")
+    head = nn.Sequential(*classifier.head_convolutions())
     body = classifier_body(classifier)
-    head = nn.Sequential(*head_spec.convolutions(classifier))
     first = next(layer for layer in head if isinstance(layer, nn.Conv2d))
     kernel = first.kernel_size[0]
     minimum = classifier.min_input_size

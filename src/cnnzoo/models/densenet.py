@@ -51,6 +51,7 @@ from cnnzoo.layers.dense import DEFAULT_BN_SIZE, DenseBlock, Transition, compres
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
+from cnnzoo.models.convolutionalize import pooled_linear_convolutions
 
 __all__ = ["CONFIGS", "DenseNet"]
 
@@ -107,6 +108,8 @@ class DenseNet(Classifier):
     ReLU), then each dense block's output (the concatenation, before the next transition);
     the last block's output is taken after the final BN-ReLU, which is what the head pools.
     """
+
+    head_names = ("head",)
 
     torchvision_renames = (
         (r"^classifier\.", "head.fc."),
@@ -208,6 +211,10 @@ class DenseNet(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x)
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """The pooled linear head as a 1x1 convolution (and its dropout)."""
+        return pooled_linear_convolutions(self.head.dropout, self.head.fc)
 
 
 def _build(variant: str, **kwargs: Any) -> DenseNet:

@@ -37,6 +37,7 @@ builds the rule itself, at the variant's phi or at any ``phi`` you pass.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 from functools import partial
@@ -50,6 +51,7 @@ from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.mbconv import MBConv, make_divisible
 from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model
+from cnnzoo.models.convolutionalize import pooled_linear_convolutions
 
 __all__ = [
     "ALPHA",
@@ -198,6 +200,8 @@ class EfficientNet(Classifier):
     torchvision's ``features.*`` / ``classifier.1`` keys onto them.
     """
 
+    head_names = ("head_conv", "head")
+
     def __init__(
         self,
         scaling: Scaling = Scaling(1.0, 1.0, BASE_RESOLUTION),
@@ -306,6 +310,10 @@ class EfficientNet(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.head_conv(x))
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """The 1x1 head conv as it is, then the pooled linear head as a 1x1 convolution."""
+        return [copy.deepcopy(self.head_conv), *pooled_linear_convolutions(self.head.dropout, self.head.fc)]
 
 
 PAPER = "Tan & Le, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"

@@ -46,10 +46,7 @@ Parameters of FCN-32s / VGG-16 with 21 classes: 14,714,688 (13 convs) + 102,764,
 
 from __future__ import annotations
 
-import copy
-import difflib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,18 +55,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.layers.context import CONTEXT_WIDTHS, ContextModule
-from cnnzoo.layers.heads import optional_dropout
 from cnnzoo.layers.upsample import bilinear_transposed_conv
-from cnnzoo.models._base import Classifier
-from cnnzoo.models._register import MODELS, register_model
+from cnnzoo.models._backbone import CONTEXT_SCORE_STD, build_backbone, fc_convolutions
+from cnnzoo.models._base import Classifier, check_choice
+from cnnzoo.models._register import register_model
 from cnnzoo.models._segmenter import Segmenter
-from cnnzoo.models.convolutionalize import classifier_body, conv_from_linear, meta_twin
+from cnnzoo.models.convolutionalize import classifier_body
 from cnnzoo.models.vgg import VGG
+from cnnzoo.utils.meta import meta_copy
+from cnnzoo.utils.sizes import pair
 
-__all__ = [
-    "ALIGNS", "DilatedFrontEnd", "FCN", "Grid", "OUTPUT_STRIDES", "dilated_vgg16", "fc_convolutions",
-    "fcn8s", "fcn16s", "fcn32s",
-]
+__all__ = ["ALIGNS", "FCN", "Grid", "OUTPUT_STRIDES", "crop_at", "fcn8s", "fcn16s", "fcn32s"]
 
 PAPER = "Long, Shelhamer and Darrell, Fully Convolutional Networks for Semantic Segmentation"
 
@@ -79,7 +75,6 @@ SKIPS = {16: "pool4", 8: "pool3"}  # the skip layers of FCN-16s and FCN-8s, by s
 ALIGNS = ("same", "paper")
 Align = Literal["same", "paper"]
 PAPER_PADDING = 100  # conv1_1's padding in the reference nets
-CONTEXT_SCORE_STD = 1e-3  # score layers feeding a context module (see _init_scores)
 
 
 @dataclass(frozen=True)
@@ -119,11 +114,6 @@ def crop_at(x: torch.Tensor, offset: int, height: int, width: int, what: str) ->
     return x[..., offset : offset + height, offset : offset + width]
 
 
-def _size_of(layer: nn.Module, name: str) -> int:
-    value = getattr(layer, name)
-    return value if isinstance(value, int) else value[0]
-
-
 class FCN(Segmenter):
     """FCN-32s / 16s / 8s on a classifier (the paper's VGG-16 by default).
 
@@ -142,7 +132,7 @@ class FCN(Segmenter):
             (those the variant reads) whose maps are ``H/s x W/s`` for ``H, W`` multiples of 32.
         context: a :class:`~cnnzoo.layers.context.ContextModule` (K channels) on the finest
             score map before the final upsampling, as Yu and Koltun put theirs after a
-            stride-8 front-end (see also :class:`DilatedFrontEnd`).
+            stride-8 front-end (see also :class:`~cnnzoo.models.dilated.DilatedFrontEnd`).
         align: "same" (default) or "paper" (VGG only): see the module docstring.
         dropout: after fc6 and fc7 (0.5 in the paper).
         context_variant: "basic" or "large" (Table 1 of Yu and Koltun).
@@ -161,11 +151,10 @@ class FCN(Segmenter):
     ) -> None:
         if output_stride not in OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES} (FCN-32s, 16s, 8s), got {output_stride!r}")
-        if align not in ALIGNS:
-            raise ValueError(f"align must be one of {', '.join(ALIGNS)}; got {align!r}")
-        check_context_variant(context_variant)
+        check_choice("align", align, ALIGNS)
+        check_choice("context_variant", context_variant, CONTEXT_WIDTHS)
         super().__init__(num_classes, backbone.in_chans if isinstance(backbone, Classifier) else in_chans)
-        classifier = _build_backbone(backbone, self.in_chans)
+        classifier = build_backbone(backbone, self.in_chans)
         self.output_stride = output_stride
         self.align = align
         self.min_input_size = 1  # "same" pads to a multiple of 32; "paper" pads conv1_1 by 100
@@ -217,7 +206,7 @@ class FCN(Segmenter):
         self._taps = {s: stages[s][0] for s in strides}
         channels = {s: stages[s][1] for s in strides}
 
-        kernel = _size_of(vgg.avgpool, "output_size")
+        kernel = pair(vgg.avgpool.output_size)[0]
         self.fc = fc_convolutions(vgg, padding=kernel // 2 if align == "same" else 0, dropout=dropout)
         channels[COARSEST] = self.fc.fc7.out_channels
 
@@ -225,7 +214,7 @@ class FCN(Segmenter):
         grids, grid = {}, Grid()
         for index, layer in enumerate(self.features):
             if isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
-                grid = grid.conv(*(_size_of(layer, name) for name in ("kernel_size", "stride", "padding", "dilation")))
+                grid = grid.conv(*(pair(getattr(layer, name))[0] for name in ("kernel_size", "stride", "padding", "dilation")))
             if index in self._taps.values():
                 grids[int(grid.jump)] = grid
         grids[COARSEST] = grids[COARSEST].conv(kernel, padding=self.fc.fc6.padding[0])
@@ -254,7 +243,7 @@ class FCN(Segmenter):
         return {s: info[s][1] for s in strides}, grids
 
     def _check_alignment(self, strides: list[int]) -> None:
-        twin = meta_twin(self.backbone).eval()
+        twin = meta_copy(self.backbone).eval()
         first = max(COARSEST, -(-self.backbone.min_input_size // COARSEST) * COARSEST)
         for size in (first, first + COARSEST):
             with torch.no_grad():
@@ -353,129 +342,7 @@ class FCN(Segmenter):
         self.check_input(x)
         return self.decode(self.encode(x), *x.shape[-2:])
 
-
-
-class DilatedFrontEnd(Segmenter):
-    """The front-end of Yu and Koltun ("Multi-Scale Context Aggregation by Dilated
-    Convolutions", ICLR 2016, section 4): VGG-16 adapted to dense prediction without
-    upsampling stages - "we remove the last two pooling and striding layers entirely",
-    and every later convolution is dilated by 2 for each removed pooling: conv5 by 2, fc6
-    (a 7x7 convolution) by 4. Class scores come out at stride 8 (a 1x1 ``final`` conv on
-    fc7), optionally pass a :class:`~cnnzoo.layers.context.ContextModule`, and a x8
-    transposed convolution initialized to bilinear interpolation brings them to the image.
-
-    Dilating instead of pooling keeps what each unit sees: conv5's 3x3 kernels dilated by 2
-    on a stride-8 map read the same pixels as on VGG's stride-16 map, so the classifier's
-    weights still fit (:meth:`from_classifier`). The receptive field is 380 pixels, which is
-    why the authors' code pads each image by (380 - 8) / 2 = 186 pixels.
-
-    cnnzoo keeps VGG's padded ("same") convolutions and pads fc6 by 12, with the image
-    zero-padded to a multiple of 8, where the paper removes the intermediate padding and
-    reflects the image instead; outputs have the input's size.
-
-    Children: ``features`` (VGG-16's, same names; pool4 and pool5 replaced by
-    ``nn.Identity`` so the indices stay), ``fc`` (``fc6`` ... ``drop7``), ``final``,
-    ``context`` (or ``None``), ``upscore``.
-    """
-
-    stride = 8
-
-    def __init__(
-        self,
-        num_classes: int = 21,
-        in_chans: int = 3,
-        context: bool = False,
-        context_variant: str = "basic",
-        dropout: float = 0.5,
-        classifier: VGG | None = None,
-    ) -> None:
-        check_context_variant(context_variant)
-        super().__init__(num_classes, classifier.in_chans if classifier is not None else in_chans)
-        vgg = _build_backbone("vgg16" if classifier is None else classifier, self.in_chans)
-        if not isinstance(vgg, VGG):
-            raise ValueError(f"the dilated front-end is built on VGG, got a {type(vgg).__name__}")
-        self.min_input_size = 1  # the image is padded to a multiple of 8
-        self.features = vgg.features
-        pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
-        dilation = 1
-        for index, layer in enumerate(self.features):
-            if index in pools[3:]:  # pool4, pool5: gone, and everything after dilated more
-                self.features[index] = nn.Identity()
-                dilation *= 2
-            elif isinstance(layer, nn.Conv2d) and dilation > 1:
-                layer.dilation = (dilation, dilation)
-                layer.padding = (dilation, dilation)  # "same" for a dilated 3x3
-        kernel = _size_of(vgg.avgpool, "output_size")
-        self.fc = fc_convolutions(vgg, padding=(kernel - 1) * dilation // 2, dropout=dropout, dilation=dilation)
-        self.final = nn.Conv2d(self.fc.fc7.out_channels, num_classes, kernel_size=1)
-        # The authors' front-end starts its score layer at N(0, 0.001^2); a zero start
-        # would also block every gradient through a context module's ReLUs.
-        nn.init.normal_(self.final.weight, 0.0, CONTEXT_SCORE_STD)
-        nn.init.zeros_(self.final.bias)
-        self.context = ContextModule(num_classes, context_variant) if context else None
-        self.upscore = bilinear_transposed_conv(num_classes, self.stride)
-
-    @classmethod
-    def from_classifier(cls, classifier: VGG, num_classes: int = 21, context: bool = False,
-                        context_variant: str = "basic", dropout: float = 0.5) -> DilatedFrontEnd:
-        """The front-end initialized from a (trained) VGG, which is left unchanged."""
-        if not isinstance(classifier, VGG):
-            raise ValueError(f"the dilated front-end is built on VGG, got a {type(classifier).__name__}")
-        return cls(num_classes, classifier.in_chans, context, context_variant, dropout, classifier)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``N x num_classes x H x W`` logits."""
-        self.check_input(x)
-        height, width = x.shape[-2:]
-        pad_h, pad_w = (-height) % self.stride, (-width) % self.stride
-        score = self.final(self.fc(self.features(F.pad(x, (0, pad_w, 0, pad_h)))))
-        if self.context is not None:
-            score = self.context(score)
-        return self.upscore(score)[..., :height, :width]
-
-
 # ====================================================================== helpers
-
-def _build_backbone(backbone: str | Classifier, in_chans: int) -> Classifier:
-    """A classifier the FCN may take apart: a fresh one for a name, a copy of a module."""
-    if isinstance(backbone, str):
-        # Read from the registry's table (models do not import the registry module); every
-        # model file has registered itself by the time a model is built.
-        entry = MODELS.get(backbone)
-        if entry is None or entry.info.task != "classification":
-            classifiers = sorted(name for name, e in MODELS.items() if e.info.task == "classification")
-            close = difflib.get_close_matches(backbone, classifiers, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}?" if close else "`cnnzoo list` shows them"
-            what = "not a registered model" if entry is None else f"a {entry.info.task} model"
-            raise ValueError(f"the backbone must be a registered classifier; {backbone!r} is {what} ({hint})")
-        # One class is enough: the head is discarded (VGG's fc8) or replaced.
-        return entry.builder(num_classes=1, in_chans=in_chans)
-    if not isinstance(backbone, Classifier):
-        raise ValueError(f"the backbone must be a classifier name or a cnnzoo Classifier, got {type(backbone).__name__}")
-    return copy.deepcopy(backbone)
-
-
-def check_context_variant(variant: str) -> None:
-    if variant not in CONTEXT_WIDTHS:
-        raise ValueError(f"context_variant must be one of {', '.join(CONTEXT_WIDTHS)}; got {variant!r}")
-
-
-def fc_convolutions(vgg: VGG, padding: int, dropout: float, dilation: int = 1) -> nn.Sequential:
-    """VGG's fc6 and fc7 as convolutions (``fc6`` k x k over the pooled map, ``fc7`` 1x1),
-    each followed by ReLU and dropout (``relu6``, ``drop6``, ``relu7``, ``drop7``), sharing
-    the classifier's weights (callers own the classifier). fc8 is left out."""
-    fc6, fc7 = [layer for layer in vgg.classifier if isinstance(layer, nn.Linear)][:2]
-    kernel = _size_of(vgg.avgpool, "output_size")
-    channels = vgg.feature_info[-1].channels
-    return nn.Sequential(OrderedDict(
-        fc6=conv_from_linear(fc6, channels, kernel, copy_weights=False, padding=padding, dilation=dilation),
-        relu6=nn.ReLU(inplace=True),
-        drop6=optional_dropout(dropout),
-        fc7=conv_from_linear(fc7, fc6.out_features, 1, copy_weights=False),
-        relu7=nn.ReLU(inplace=True),
-        drop7=optional_dropout(dropout),
-    ))
-
 
 def _upsampling(channels: int, factor: int, padded: bool) -> nn.ConvTranspose2d:
     """Transposed conv (kernel 2f, stride f) initialized to bilinear interpolation; padded by
@@ -519,14 +386,3 @@ def fcn8s(num_classes: int = 21, in_chans: int = 3, backbone: str = "vgg16", con
     """FCN-8s: FCN-16s's fused scores x2 plus pool3's, upsampled x8."""
     return FCN(num_classes, in_chans, output_stride=8, backbone=backbone, context=context,
                context_variant=context_variant, align=align, dropout=dropout)
-
-
-@register_model(
-    "dilated_vgg16", family="fcn", year=2016, task="segmentation",
-    paper="Yu and Koltun, Multi-Scale Context Aggregation by Dilated Convolutions",
-    default_input=(3, 500, 500), min_input_size=1, dataset="PASCAL VOC 2012 (21 classes)",
-)
-def dilated_vgg16(num_classes: int = 21, in_chans: int = 3, context: bool = False,
-                  context_variant: str = "basic", dropout: float = 0.5) -> DilatedFrontEnd:
-    """Yu and Koltun's VGG-16 front-end (output stride 8), optionally with their context module."""
-    return DilatedFrontEnd(num_classes, in_chans, context, context_variant, dropout)

@@ -33,6 +33,7 @@ from cnnzoo.layers.inception import (
 )
 from cnnzoo.models._base import Classifier, FeatureInfo
 from cnnzoo.models._register import register_model
+from cnnzoo.models.convolutionalize import pooled_linear_convolutions
 
 __all__ = ["GoogLeNet", "GoogLeNetOutputs", "InceptionNet", "googlenet"]
 
@@ -73,6 +74,8 @@ class InceptionNet(Classifier):
     ``pack_outputs``.
     """
 
+    head_names = ("avgpool", "dropout", "fc")  # and the aux heads built (head_children)
+
     stages: tuple[tuple[str, tuple[str, ...], int], ...]
     aux_taps: dict[str, str]
     aux_logits: bool
@@ -106,6 +109,15 @@ class InceptionNet(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
+
+    def head_children(self) -> list[str]:
+        """The pooled linear head and, when built, the auxiliary heads: ``forward_features``
+        runs neither (the aux heads read intermediate maps only in training-mode ``forward``)."""
+        return [*super().head_children(), *(head for head in self.aux_taps.values() if head in self._modules)]
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """The pooled linear head as a 1x1 convolution (the aux heads are training aids, left out)."""
+        return pooled_linear_convolutions(self.dropout, self.fc)
 
     def pack_outputs(self, logits: torch.Tensor, aux: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError

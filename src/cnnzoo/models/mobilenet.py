@@ -36,6 +36,7 @@ from cnnzoo.layers import ClassifierHead, ConvNormAct, DepthwiseSeparableConv
 from cnnzoo.layers.conv import ModuleFactory
 from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model
+from cnnzoo.models.convolutionalize import pooled_linear_convolutions
 
 __all__ = ["MobileNetV1", "SEPARABLE_LAYERS", "STEM_CHANNELS", "mobilenet_v1", "scale_channels"]
 
@@ -74,6 +75,8 @@ class MobileNetV1(Classifier):
         separable: ``False`` builds Table 4's "Conv MobileNet", each separable layer
             replaced by a standard 3x3 conv of the same shape, to measure the saving.
     """
+
+    head_names = ("head",)
 
     min_input_size = 1  # every stride-2 conv pads, so even a 1x1 input keeps one pixel
 
@@ -115,6 +118,10 @@ class MobileNetV1(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x)
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """The pooled linear head as a 1x1 convolution (and its dropout)."""
+        return pooled_linear_convolutions(self.head.dropout, self.head.fc)
 
 
 @register_model(

@@ -31,6 +31,7 @@ from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, residual_stage
 from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
+from cnnzoo.models.convolutionalize import pooled_linear_convolutions
 
 __all__ = ["ResNet"]
 
@@ -80,6 +81,8 @@ class ResNet(Classifier):
     ``layer1`` .. ``layer4`` (strides 4 .. 32); for the CIFAR stem, ``layer1`` .. ``layer3``
     (strides 1, 2, 4; the stem conv belongs to the first 32x32 stage).
     """
+
+    head_names = ("head",)
 
     # torchvision names each conv and BN on its own (conv1 / bn1 / ..., downsample.0 / .1);
     # here each conv-BN(-ReLU) is one ConvNormAct (conv1.conv / conv1.bn / ...).
@@ -168,6 +171,10 @@ class ResNet(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(x)
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """The pooled linear head as a 1x1 convolution (and its dropout)."""
+        return pooled_linear_convolutions(self.head.dropout, self.head.fc)
 
 
 def imagenet_resnet(depth: int, num_classes: int, in_chans: int, **options: Any) -> ResNet:

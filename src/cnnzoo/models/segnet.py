@@ -49,7 +49,7 @@ from torch import nn
 
 from cnnzoo.layers.conv import ConvNormAct, ConvTransposeNormAct, MaxPoolWithIndices, MaxUnpool
 from cnnzoo.layers.unet_blocks import fan_in_normal_init
-from cnnzoo.models._base import check_positive_int
+from cnnzoo.models._base import check_choice, check_positive_int
 from cnnzoo.models._register import register_model
 from cnnzoo.models._segmenter import Segmenter
 
@@ -140,8 +140,7 @@ class SegNet(Segmenter):
         check_positive_int("depth", depth)
         if depth > len(VGG16_DEPTHS):
             raise ValueError(f"SegNet's encoder has at most {len(VGG16_DEPTHS)} stages (VGG16's), got depth={depth}")
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
+        check_choice("decoder", decoder, DECODERS)
         self.depth, self.decoder_kind = depth, decoder
         self.min_input_size = 2**depth
         widths = [base_width * multiplier for multiplier in WIDTH_MULTIPLIERS[:depth]]

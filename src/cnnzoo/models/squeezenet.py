@@ -19,6 +19,7 @@ checkpoints load as is.
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple, Sequence
 
 import torch
@@ -76,6 +77,8 @@ class SqueezeNet(Classifier):
         dropout: dropout before conv10 (50% in the paper, after fire9).
     """
 
+    head_names = ("classifier",)
+
     def __init__(
         self,
         config: SqueezeNetConfig = SQUEEZENET_1_0,
@@ -132,6 +135,10 @@ class SqueezeNet(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.classifier(x), 1)
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """Fully convolutional already: dropout, conv10 and its ReLU, without the global pooling."""
+        return [copy.deepcopy(layer) for layer in list(self.classifier)[:-1]]
 
 
 @register_model(

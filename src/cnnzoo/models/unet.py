@@ -31,29 +31,28 @@ at the border by mirroring (Fig. 2): ``auto_pad=True`` does exactly that for one
 Options beyond the paper: padded ("same") convolutions (output = input size), batch norm
 after every conv, fixed upsampling then a 2x2 conv in place of the transposed conv (the
 lecture notes' artefact-free variant), any depth and width, and any registered classifier
-as the contracting path (:class:`EncoderUNet`).
+as the contracting path (:class:`~cnnzoo.models.encoder_unet.EncoderUNet`).
 """
 
 from __future__ import annotations
 
-import difflib
 from functools import lru_cache
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from cnnzoo.layers.unet_blocks import DoubleConv, UNetUpBlock, fan_in_normal_init, mirror_pad
+from cnnzoo.layers.spatial import mirror_pad
+from cnnzoo.layers.unet_blocks import DoubleConv, UNetUpBlock, fan_in_normal_init
 from cnnzoo.layers.upsample import UP_MODES
-from cnnzoo.models._base import Classifier, check_positive_int
-from cnnzoo.models._register import MODELS, ModelEntry, register_model
+from cnnzoo.models._base import check_choice, check_flag, check_positive_int
+from cnnzoo.models._register import register_model
 from cnnzoo.models._segmenter import Segmenter
+from cnnzoo.models.encoder_unet import EncoderUNet
 
 __all__ = [
-    "EncoderUNet",
+    "EncoderUNet",  # defined in encoder_unet.py; the "unet" builder makes one for an encoder
     "UNet",
     "auto_pad_plan",
-    "head_children",
     "is_valid_side",
     "level_loss",
     "min_valid_side",
@@ -170,16 +169,6 @@ def _nearest_text(side: int, depth: int, padding: bool) -> str:
 
 # ============================================================================ the paper's U-Net
 
-def _check_flag(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-
-
-def _check_upsampling(upsampling: object) -> None:
-    if upsampling not in UP_MODES:
-        raise ValueError(f"upsampling must be one of {', '.join(UP_MODES)}; got {upsampling!r}")
-
-
 class UNet(Segmenter):
     """U-Net from its level widths ``base_width * 2**level``.
 
@@ -227,8 +216,8 @@ class UNet(Segmenter):
         check_positive_int("base_width", base_width)
         check_positive_int("depth", depth)
         for name, flag in (("padding", padding), ("batch_norm", batch_norm), ("auto_pad", auto_pad)):
-            _check_flag(name, flag)
-        _check_upsampling(upsampling)
+            check_flag(name, flag)
+        check_choice("upsampling", upsampling, UP_MODES)
         self.depth, self.padding, self.auto_pad = depth, padding, auto_pad
         widths = [base_width * 2**level for level in range(depth + 1)]
         inputs = [in_chans, *widths[:-2]]
@@ -292,137 +281,6 @@ class UNet(Segmenter):
         return self.head(x)
 
 
-# ============================================================================ a classifier as encoder
-
-def _classifier_entry(name: object) -> ModelEntry:
-    # MODELS is complete by the time a model is built: every model file registers on import.
-    classifiers = sorted(n for n, e in MODELS.items() if e.info.task == "classification")
-    if not isinstance(name, str) or name not in MODELS:
-        close = difflib.get_close_matches(str(name), classifiers, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else "e.g. resnet18, mobilenet_v1, vgg11"
-        raise ValueError(f"unknown encoder {name!r}: it must be a registered classifier; {hint}")
-    entry = MODELS[name]
-    if entry.info.task != "classification":
-        raise ValueError(
-            f"encoder {name!r} is a {entry.info.task} model; the encoder must be a registered classifier "
-            "(`cnnzoo list` shows them), e.g. resnet18, mobilenet_v1, vgg11"
-        )
-    return entry
-
-
-def head_children(classifier: Classifier) -> list[str]:
-    """Names of ``classifier``'s top-level children that ``forward_features`` never runs
-    (its pooling and fully connected head), found by running it once on a small zero input
-    (on the classifier's own device: nothing is computed on the meta device)."""
-    used: set[str] = set()
-    hooks = [
-        module.register_forward_pre_hook(lambda *_, _top=name.split(".")[0]: used.add(_top))
-        for name, module in classifier.named_modules()
-        if name and not any(True for _ in module.children())
-    ]
-    parameter = next(classifier.parameters(), None)
-    device = parameter.device if parameter is not None else None
-    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
-    side = max(classifier.min_input_size, 32)
-    was_training = classifier.training
-    try:
-        with torch.no_grad():
-            classifier.eval().forward_features(torch.zeros(1, classifier.in_chans, side, side, device=device, dtype=dtype))
-    finally:
-        for hook in hooks:
-            hook.remove()
-        classifier.train(was_training)
-    return [name for name, _ in classifier.named_children() if name not in used]
-
-
-class EncoderUNet(Segmenter):
-    """A U-Net whose contracting path is a registered classifier.
-
-    The decoder reads the classifier's ``forward_features`` maps (channels and strides from
-    its ``feature_info``): the deepest of the last ``depth + 1`` maps plays the bridge, and
-    each of the ``depth`` steps upsamples by the stride ratio to the next shallower map
-    (``base_width * 2**level`` channels), concatenates it and applies two padded 3x3 convs.
-    A 1x1 conv gives the class scores at the shallowest map's stride, upsampled bilinearly
-    to the input size: the output always has the input's size.
-
-    The classifier keeps its own initialization and parameter names (``encoder.layer1...``,
-    so its ImageNet weights load with ``model.encoder.load_state_dict(sd, strict=False)``);
-    its head (the children ``forward_features`` never runs) is replaced by ``nn.Identity``.
-    Children: ``encoder``, ``decoder`` (deep to shallow) and ``head``.
-
-    ``auto_pad`` mirrors the input (after its last row and column) to a multiple of the
-    deepest stride, so that every map is exactly half the next, and crops the logits back.
-    """
-
-    def __init__(
-        self,
-        encoder: str,
-        num_classes: int = 2,
-        in_chans: int = 3,
-        base_width: int = 64,
-        depth: int = 4,
-        batch_norm: bool = False,
-        upsampling: str = "transposed",
-        auto_pad: bool = False,
-    ) -> None:
-        super().__init__(num_classes, in_chans)
-        check_positive_int("base_width", base_width)
-        check_positive_int("depth", depth)
-        _check_flag("batch_norm", batch_norm)
-        _check_flag("auto_pad", auto_pad)
-        _check_upsampling(upsampling)
-        entry = _classifier_entry(encoder)
-        backbone = entry.builder(num_classes=1, in_chans=in_chans)  # its head is dropped below
-        if not isinstance(backbone, Classifier):
-            raise ValueError(f"encoder {encoder!r} has no forward_features / feature_info to build a decoder on")
-        stages = backbone.feature_info
-        if depth > len(stages) - 1:
-            raise ValueError(
-                f"{encoder} has {len(stages)} stages, so a U-Net over it has depth at most {len(stages) - 1}, got {depth}"
-            )
-        strides = [info.stride for info in stages[-(depth + 1):]]
-        factors = [deep // shallow for shallow, deep in zip(strides, strides[1:])]
-        if any(deep % shallow or factor & (factor - 1) for shallow, deep, factor in zip(strides, strides[1:], factors)):
-            raise ValueError(
-                f"{encoder}'s stages are at strides {strides}; the decoder upsamples by powers of two between them"
-            )
-        for name in head_children(backbone):
-            setattr(backbone, name, nn.Identity())
-        self.encoder = backbone
-        self.encoder_name, self.depth, self.auto_pad = encoder, depth, auto_pad
-        self.strides = strides
-        channels = [info.channels for info in stages[-(depth + 1):]]
-        widths = [base_width * 2**level for level in range(depth)]
-        self.decoder = nn.ModuleList(
-            UNetUpBlock(
-                channels[-1] if level == depth - 1 else widths[level + 1], channels[level], widths[level],
-                padding=True, batch_norm=batch_norm, upsampling=upsampling, factor=factors[level],
-            )
-            for level in reversed(range(depth))
-        )
-        self.head = nn.Conv2d(base_width, num_classes, kernel_size=1)
-        self.min_input_size = self.encoder.min_input_size
-        fan_in_normal_init(self.decoder)
-        fan_in_normal_init(self.head)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
-        height, width = int(x.shape[-2]), int(x.shape[-1])  # Python ints, as in UNet.forward
-        if self.auto_pad:  # mirrored after the input: the stride grid starts at its first pixel
-            multiple = self.strides[-1]
-            padded_h = (height + multiple - 1) // multiple * multiple
-            padded_w = (width + multiple - 1) // multiple * multiple
-            x = mirror_pad(x, 0, padded_h - height, 0, padded_w - width)
-        maps = self.encoder.forward_features(x)[-(self.depth + 1):]
-        y = maps[-1]
-        for step, skip in zip(self.decoder, reversed(maps[:-1])):
-            y = step(y, skip)
-        logits = self.head(y)
-        if tuple(logits.shape[-2:]) != tuple(x.shape[-2:]):
-            logits = F.interpolate(logits, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-        return logits[..., :height, :width]
-
-
 # ============================================================================ registration
 
 @register_model(
@@ -449,7 +307,7 @@ def unet(
         padding = encoder is not None
     if encoder is None:
         return UNet(num_classes, in_chans, base_width, depth, padding, batch_norm, upsampling, auto_pad)
-    _check_flag("padding", padding)
+    check_flag("padding", padding)
     if not padding:
         raise ValueError(
             f"a U-Net over the classifier {encoder!r} needs padding=True: the classifier pads its "

@@ -22,9 +22,10 @@ import torch
 from torch import nn
 
 from cnnzoo.layers import ConvNormAct
+from cnnzoo.layers.heads import fc_classifier
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
-from cnnzoo.layers.heads import fc_classifier
+from cnnzoo.models.convolutionalize import fc_stack_convolutions
 
 __all__ = [
     "STAGE_WIDTHS", "VGG", "VGG_CONFIGS",
@@ -74,6 +75,8 @@ class VGG(Classifier):
         dropout: dropout after fc6 and fc7 (0.5 in the paper).
     """
 
+    head_names = ("avgpool", "classifier")
+
     def __init__(
         self,
         depths: Sequence[int] = VGG_CONFIGS[16],
@@ -120,6 +123,10 @@ class VGG(Classifier):
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(x), 1))
+
+    def head_convolutions(self) -> list[nn.Module]:
+        """fc6 as a 7x7 convolution over pool5, fc7 and fc8 as 1x1 ones (Long et al. 2015, section 3.1)."""
+        return fc_stack_convolutions(self.avgpool, self.classifier, self.feature_info[-1].channels)
 
 
 def _published(name: str) -> dict:

@@ -1,53 +1,27 @@
-"""Images in, label maps and overlays out, as PNG files (Pillow).
+"""Label maps and overlays out, as PNG files written atomically.
 
 Label maps are written as palette PNGs when they have at most 256 labels (the pixel values
 are the labels and any viewer shows them in colour), as 16-bit grayscale PNGs up to 65,536
 labels. Every file is written to a temporary file in the destination folder and then renamed
-over the target, so a reader never sees half a file.
+over the target, so a reader never sees half a file. ``cnnzoo predict`` and ``cnnzoo
+segment-classic`` write the same files.
 """
 
 from __future__ import annotations
 
 import colorsys
 import os
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from skimage.segmentation import find_boundaries
 
-from cnnzoo._atomic import write_atomically
-from cnnzoo.classical._common import as_float_image
+from cnnzoo.images.arrays import as_float_image
+from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["display_rgb", "label_palette", "read_image", "read_label_map", "write_label_map", "write_overlay"]
+__all__ = ["display_rgb", "label_palette", "write_label_map", "write_overlay"]
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
-
-
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as an HxW (grayscale) or HxWx3 (colour) array.
-
-    8-bit files give uint8, 16-bit grayscale uint16, 32-bit integer int32 and float files
-    float32. Alpha is dropped and palette images are expanded to RGB.
-    """
-    with _open_image(path) as picture:
-        mode = picture.mode
-        if mode in ("1", "LA"):
-            picture = picture.convert("L")
-        elif mode in ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
-            picture = picture.convert("RGB")
-        values = np.array(picture)
-    # Big-endian files (16-bit TIFF "I;16B") give ">u2": native order makes it the uint16 it is.
-    return values.astype(values.dtype.newbyteorder("="), copy=False)
-
-
-def read_label_map(path: str | os.PathLike) -> np.ndarray:
-    """Read a label map or class mask (palette, 8-bit or 16-bit grayscale PNG) as an HxW int64 array."""
-    with _open_image(path) as picture:
-        if picture.mode not in ("P", "L", "I;16", "I;16B", "I;16L", "I", "1"):
-            raise ValueError(f"{path} is a {picture.mode} image, not a label map (expected a palette or "
-                             "grayscale PNG whose pixel values are the labels)")
-        return np.array(picture).astype(np.int64)
 
 
 def write_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
@@ -121,20 +95,6 @@ def display_rgb(image: np.ndarray) -> np.ndarray:
         return scaled[..., :3]
     gray = scaled if channels == 1 else scaled.mean(axis=2, keepdims=True)
     return np.repeat(gray, 3, axis=2)
-
-
-def _open_image(path: str | os.PathLike) -> Image.Image:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"image file not found: {path}")
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, not an image file")
-    try:
-        picture = Image.open(path)
-        picture.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise ValueError(f"cannot read {path} as an image: {err}") from None
-    return picture
 
 
 def _check_label_map(labels: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Atomic file writes: a temporary file in the destination folder, then a rename.
 
 A reader never sees half a file, and a failed write leaves the old file (if any) as it was.
-Used by every writer in the package (cost plots, label maps, overlays).
+Used by every single-file writer in the package (run files, plots, label maps, overlays, exports);
+checkpoints, which are three files committed together, have their own in engine/checkpoint.py.
 """
 
 from __future__ import annotations

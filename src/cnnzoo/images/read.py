@@ -1,6 +1,7 @@
-"""Image and mask files in, tensors out; a dataset over decoded images held in memory.
+"""Image and mask files in: one decoder for the networks, the classical methods and masks.
 
-What each kind of file becomes (:func:`read_image`, float32 ``C x H x W`` in [0, 1]):
+What each kind of file becomes as a network's input (:func:`read_image`, float32
+``C x H x W`` in [0, 1]):
 
 - grayscale (``L``), 1-bit (``1``): one channel, 8-bit values divided by 255;
 - 16-bit grayscale (``I;16``; 32-bit ``I`` files holding 16-bit values): one channel,
@@ -12,12 +13,14 @@ What each kind of file becomes (:func:`read_image`, float32 ``C x H x W`` in [0,
 - palette (``P``): the palette's colours, as one channel when every palette entry is a gray
   (R = G = B), else as three.
 
-Masks (:func:`read_mask`, int64 ``H x W``) are the stored values themselves: a palette
-PNG gives its indices (not its colours), an 8- or 16-bit grayscale PNG its gray values. A
-colour (RGB) mask is refused: class maps must be saved as palette or grayscale images.
+The classical methods take the stored values themselves (:func:`read_array`: uint8,
+uint16, int32 or float32 NumPy arrays, HxW or HxWx3), since their thresholds are in the
+image's units. Masks and label maps (:func:`read_mask`, :func:`read_label_map`) are the
+stored values too: a palette PNG gives its indices (not its colours), an 8- or 16-bit
+grayscale PNG its gray values; a colour (RGB) file is refused.
 
-Any file Pillow cannot decode (not an image, truncated, corrupt) raises a ``ValueError``
-naming it.
+Any file Pillow cannot decode (not an image, truncated, corrupt, a decompression bomb)
+raises one ``ValueError`` naming it; a missing file ``FileNotFoundError``.
 """
 
 from __future__ import annotations
@@ -29,22 +32,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
 
 __all__ = [
     "IMAGE_SUFFIXES",
     "MASK_SUFFIXES",
-    "InMemoryDataset",
-    "channel_mean_std",
     "check_image_file",
-    "image_header",
     "image_channels",
+    "image_header",
+    "open_image",
+    "read_array",
     "read_image",
+    "read_label_map",
     "read_mask",
-    "resize_image",
-    "resize_mask",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
@@ -52,9 +52,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MASK_SUFFIXES = (".png", ".bmp", ".gif", ".tif", ".tiff", ".pgm")
 
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
-_MASK_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
+_LABEL_MODES = ("1", "L", "P", "I", "I;16", "I;16L", "I;16B", "I;16N")
 _DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, EOFError, ValueError, struct.error, zlib.error,
                   Image.DecompressionBombError)
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """The decoded Pillow image in ``path``; ``FileNotFoundError`` for a missing file and
+    ``ValueError`` naming the file for a folder or anything Pillow cannot decode."""
+    path = Path(path)
+    _check_is_file(path)
+    try:
+        picture = Image.open(path)
+        picture.load()
+    except _DECODE_ERRORS as err:
+        raise ValueError(f"cannot read {path} as an image: {err or type(err).__name__}") from None
+    return picture
 
 
 def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Tensor:
@@ -63,21 +76,38 @@ def read_image(path: str | os.PathLike, channels: int | None = None) -> torch.Te
     ``channels`` (1 or 3) converts: gray is repeated to three channels, colour becomes its
     luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B).
     """
-    with _open(path) as picture:
-        values = _image_values(picture, path)
+    with open_image(path) as picture:
+        values = _unit_values(picture, path)
     if channels is not None:
         values = _to_channels(values, channels)
     return torch.from_numpy(np.ascontiguousarray(values.transpose(2, 0, 1)))
 
 
+def read_array(path: str | os.PathLike) -> np.ndarray:
+    """The image in ``path`` as its stored values: an HxW (grayscale) or HxWx3 (colour) array.
+
+    8-bit files give uint8, 16-bit grayscale uint16, 32-bit integer int32 and float files
+    float32. Alpha is dropped and palette images are expanded to RGB.
+    """
+    with open_image(path) as picture:
+        mode = picture.mode
+        if mode in ("1", "LA"):
+            picture = picture.convert("L")
+        elif mode in ("P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
+            picture = picture.convert("RGB")
+        values = np.array(picture)
+    # Big-endian files (16-bit TIFF "I;16B") give ">u2": native order makes it the uint16 it is.
+    return values.astype(values.dtype.newbyteorder("="), copy=False)
+
+
 def read_mask(path: str | os.PathLike) -> torch.Tensor:
     """The class map in ``path`` (palette indices or gray values) as an int64 ``H x W`` tensor."""
-    with _open(path) as picture:
-        if picture.mode not in _MASK_MODES:
-            raise ValueError(f"{path} is a {picture.mode} image, not a class mask: save masks as palette or "
-                             "grayscale PNGs whose pixel values are the class indices (255 = ignore)")
-        values = np.array(picture)
-    return torch.from_numpy(values.astype(np.int64))
+    return torch.from_numpy(_read_labels(path, "a class mask", "the class indices (255 = ignore)"))
+
+
+def read_label_map(path: str | os.PathLike) -> np.ndarray:
+    """A label map or class mask (palette, 8-bit or 16-bit grayscale PNG) as an HxW int64 array."""
+    return _read_labels(path, "a label map", "the labels")
 
 
 def image_channels(picture: Image.Image) -> int:
@@ -118,70 +148,14 @@ def image_header(path: str | os.PathLike) -> tuple[tuple[int, int], int, str]:
     return size, channels, mode
 
 
-def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a ``C x H x W`` or ``N x C x H x W`` float image (antialiased when shrinking)."""
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    batch = image if image.dim() == 4 else image[None]
-    resized = F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return (resized if image.dim() == 4 else resized[0]).clamp_(0.0, 1.0)
-
-
-def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of an ``H x W`` (or ``N x H x W``) class map: no label is ever invented.
-
-    ``nearest-exact`` samples each output pixel's centre, as Pillow's NEAREST does.
-    """
-    if tuple(mask.shape[-2:]) == tuple(size):
-        return mask
-    batch = mask if mask.dim() == 3 else mask[None]
-    resized = F.interpolate(batch[:, None].float(), size=size, mode="nearest-exact")[:, 0].to(mask.dtype)
-    return resized if mask.dim() == 3 else resized[0]
-
-
-class InMemoryDataset(Dataset):
-    """Samples from decoded tensors: ``{"image", "target"[, "weight"]}`` as :class:`~cnnzoo.data.spec.DataSpec` says.
-
-    ``images``: ``N x C x H x W``, uint8 (divided by 255 when read) or float32 in [0, 1].
-    ``targets``: ``N`` class indices or ``N x H x W`` class maps (any integer dtype; int64
-    when read). ``weights``: optional ``N x H x W`` float32. ``image_size``: resize each
-    sample when read (bilinear images, nearest masks and weights), for sets stored smaller
-    than the model wants (Fashion-MNIST's 28x28 shown to AlexNet at 224x224).
-    """
-
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None,
-                 image_size: tuple[int, int] | None = None) -> None:
-        if len(images) != len(targets) or (weights is not None and len(weights) != len(images)):
-            raise ValueError(f"{len(images)} images but {len(targets)} targets"
-                             + ("" if weights is None else f" and {len(weights)} weight maps"))
-        self.images = images
-        self.targets = targets
-        self.weights = weights
-        self.image_size = tuple(image_size) if image_size is not None else tuple(images.shape[-2:])
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        image = self.images[index]
-        image = image.float().div_(255.0) if image.dtype == torch.uint8 else image.float()
-        sample = {"image": resize_image(image, self.image_size)}
-        target = self.targets[index].long()
-        sample["target"] = resize_mask(target, self.image_size) if target.dim() == 2 else target
-        if self.weights is not None:
-            sample["weight"] = resize_mask(self.weights[index].float(), self.image_size)
-        return sample
-
-
-def _open(path: str | os.PathLike) -> Image.Image:
-    path = Path(path)
-    _check_is_file(path)
-    try:
-        picture = Image.open(path)
-        picture.load()
-    except _DECODE_ERRORS as err:
-        raise ValueError(f"cannot read {path} as an image: {err or type(err).__name__}") from None
-    return picture
+def _read_labels(path: str | os.PathLike, what: str, values: str) -> np.ndarray:
+    """The stored values of a palette or grayscale file as int64; ``what`` and ``values``
+    name the file's role in the message for a colour file."""
+    with open_image(path) as picture:
+        if picture.mode not in _LABEL_MODES:
+            raise ValueError(f"{path} is a {picture.mode} image, not {what}: save it as a palette or grayscale "
+                             f"PNG whose pixel values are {values}")
+        return np.array(picture).astype(np.int64)
 
 
 def _check_is_file(path: Path) -> None:
@@ -191,7 +165,7 @@ def _check_is_file(path: Path) -> None:
         raise ValueError(f"{path} is a folder, not an image file")
 
 
-def _image_values(picture: Image.Image, path: str | os.PathLike) -> np.ndarray:
+def _unit_values(picture: Image.Image, path: str | os.PathLike) -> np.ndarray:
     """H x W x C float32 in [0, 1]."""
     mode = picture.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
@@ -227,26 +201,3 @@ def _has_jpeg_end(path: Path, tail: int = 4096) -> bool:
     with open(path, "rb") as stream:
         stream.seek(max(0, path.stat().st_size - tail))
         return b"\xff\xd9" in stream.read()
-
-
-
-def channel_mean_std(images: torch.Tensor, chunk: int = 256) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of ``N x C x H x W`` images (uint8 read as /255), over all pixels.
-
-    Sums in float64, a chunk of images at a time, so large sets need little extra memory.
-    """
-    if len(images) == 0:
-        raise ValueError("cannot compute the mean and std of an empty set of images")
-    channels = images.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
-    total_sq = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, len(images), chunk):
-        part = images[start:start + chunk].to(torch.float64)
-        if images.dtype == torch.uint8:
-            part /= 255.0
-        total += part.sum(dim=(0, 2, 3))
-        total_sq += part.square().sum(dim=(0, 2, 3))
-    count = images.shape[0] * images.shape[2] * images.shape[3]
-    mean = total / count
-    std = (total_sq / count - mean.square()).clamp_min(0.0).sqrt()
-    return tuple(float(value) for value in mean), tuple(float(value) for value in std)
