@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from cnnzoo.classical.evaluate import evaluation_table
+from cnnzoo.engine.compare import compare_segmenters
 from cnnzoo.utils.atomic import check_output_path, write_atomically
 
 MATCHING_CHOICES = ("majority", "hungarian")
@@ -46,11 +48,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported when the command runs (about 0.5 s of `cnnzoo --help`, measured with
-    # python -X importtime: scikit-image and the trained-model path).
-    from cnnzoo.classical.evaluate import evaluation_table
-    from cnnzoo.engine.compare import compare_segmenters
-
     if args.out:
         check_output_path(args.out)
     if args.tune_images < 1:

@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     # Imported when the command runs: the engine's evaluation brings torchmetrics, which
-    # would add about 1 s to every `cnnzoo --help` (measured with python -X importtime).
+    # would add about 1 s to every `cnnzoo --help` (0.8-1.2 s measured with python -X importtime).
     from cnnzoo.engine.evaluate import evaluate_checkpoint
 
     results = evaluate_checkpoint(

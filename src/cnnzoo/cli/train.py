@@ -115,8 +115,8 @@ def gather_config(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    # Imported when the command runs: the trainer brings torchmetrics, kornia and matplotlib,
-    # about 1.4 s more for every `cnnzoo --help` (measured with python -X importtime).
+    # Imported when the command runs: the trainer brings torchmetrics, which would add
+    # about 1 s to every `cnnzoo --help` (1.0-1.2 s measured with python -X importtime).
     from cnnzoo.engine.metrics import MAIN_METRIC
     from cnnzoo.engine.trainer import train
 

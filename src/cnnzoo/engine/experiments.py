@@ -154,8 +154,8 @@ def _train_member(
     member: _Member, recipe: Recipe, spec: Any, input_size: tuple[int, int, int], out_dir: Path
 ) -> ExperimentRow:
     # Imported here, not at the top: `cnnzoo experiment --help` and every `cnnzoo --help`
-    # read this module for its recipes, and the trainer brings torchmetrics, kornia and
-    # matplotlib (about 1.4 s, measured with python -X importtime).
+    # read this module for its recipes, and the trainer brings torchmetrics (about 1 s of
+    # start-up, 1.0-1.2 s measured with python -X importtime).
     from cnnzoo.engine.trainer import train
 
     total = summarize(
