@@ -27,7 +27,7 @@ import sys
 import torch
 
 import cnnzoo
-from _rss import proc_status_bytes, reset_peak_rss  # benchmarks/_rss.py (the script's folder is on sys.path)
+from cnnzoo.utils.memory import proc_status_bytes, reset_peak_rss
 
 
 def build(model_name: str, memory_efficient: bool, device: torch.device) -> torch.nn.Module:

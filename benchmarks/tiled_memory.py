@@ -30,7 +30,7 @@ import time
 import torch
 
 import cnnzoo
-from _rss import proc_status_bytes, reset_peak_rss  # benchmarks/_rss.py (the script's folder is on sys.path)
+from cnnzoo.utils.memory import proc_status_bytes, reset_peak_rss
 from cnnzoo.engine.tiling import predict_tiled
 
 TILE = 572  # the paper's input tile (output 388)

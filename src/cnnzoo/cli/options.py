@@ -7,7 +7,12 @@ import argparse
 import ast
 from typing import Any
 
-__all__ = ["CHECKPOINTS", "add_device_option", "add_model_kwargs_option", "add_which_option", "parse_model_kwargs"]
+import torch
+
+__all__ = [
+    "CHECKPOINTS", "add_device_option", "add_model_kwargs_option", "add_threads_option", "add_which_option",
+    "apply_threads", "parse_model_kwargs",
+]
 
 
 def parse_model_kwargs(pairs: list[str] | None) -> dict[str, Any]:
@@ -47,3 +52,18 @@ def add_model_kwargs_option(parser: argparse.ArgumentParser) -> None:
         "-k", dest="model_kwargs", action="append", metavar="NAME=VALUE",
         help="keyword argument for the model, repeatable (e.g. -k width_mult=0.5 -k num_classes=10)",
     )
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """``--threads N``: PyTorch's (and the runtimes') intra-op threads; default: all cores."""
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for PyTorch and the runtimes (default: PyTorch's, all cores)")
+
+
+def apply_threads(threads: int | None) -> None:
+    """Set PyTorch's intra-op thread count (``None``: leave PyTorch's default)."""
+    if threads is None:
+        return
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {threads!r}")
+    torch.set_num_threads(threads)

@@ -46,7 +46,7 @@ reduced to labels as they complete).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -147,6 +147,7 @@ def predict_tiled(
     batch_size: int = 4,
     *,
     return_labels: bool = False,
+    forward: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Logits ``N x K x H x W`` of ``images`` (``N x C x H x W``, already normalized) at
     their full size, predicted tile by tile (see the module docstring).
@@ -156,7 +157,9 @@ def predict_tiled(
     forward pass. ``return_labels=True`` returns the argmax labels ``N x H x W`` instead
     (``uint8`` for up to 256 classes, else ``int32``; call ``.long()`` before indexing with
     them) without ever holding the full logits. The model should be in eval mode; the
-    result is on ``images``' device, the model runs on its own.
+    result is on ``images``' device, the model runs on its own. ``forward`` runs the batches
+    of tiles instead of the model (a compiled runner of :mod:`cnnzoo.deploy` taking this
+    tile size); the model still says which sizes it takes and gives.
     """
     if not isinstance(images, Tensor) or images.dim() != 4 or not images.is_floating_point():
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
@@ -164,11 +167,12 @@ def predict_tiled(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     plan = plan_tiles(model, tuple(images.shape[-2:]), tile_size, overlap)
-    device = model_device(model, images.device)
+    device = model_device(model, images.device) if forward is None else torch.device("cpu")
+    run = forward if forward is not None else model
     sink = _StripSink(plan, images.shape[0], images.device, return_labels)
     for batch in _batches(_tile_indices(images.shape[0], plan), batch_size):
         inputs = torch.stack([_gather_tile(images[n], plan, k, l) for n, k, l in batch]).to(device)
-        outputs = model(inputs)
+        outputs = run(inputs)
         _check_output(outputs, inputs, plan, model)
         for (n, k, l), output in zip(batch, outputs.to(images.device)):
             sink.add(n, k, l, output)
@@ -179,6 +183,7 @@ def predict_tiled(
 def segment_image(
     model: nn.Module, image: Tensor, tile_size: int | None = None,
     max_pixels: int = WHOLE_IMAGE_MAX_PIXELS, batch_size: int = 4,
+    forward: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, bool]:
     """``(labels, tiled)``: the class of every pixel (``H x W`` int64) of a normalized
     ``1 x C x H x W`` image, and whether the overlap-tile path was taken: the one
@@ -189,8 +194,17 @@ def segment_image(
     smallest size that covers it (as the U-Net paper extrapolates the border). A larger
     one, or any image when ``tile_size`` is given, is cut into tiles (of
     :func:`default_tile_size` by default), in memory bounded by the tile.
+
+    ``forward``: a runner compiled for ``tile_size x tile_size`` inputs (:mod:`cnnzoo.deploy`)
+    that runs the tiles; every image then goes through tiles of that size (one mirror-padded
+    tile for an image smaller than it).
     """
     height, width = image.shape[-2:]
+    if forward is not None:
+        if tile_size is None:
+            raise ValueError("a compiled runner needs the tile size it was compiled for")
+        labels = predict_tiled(model, image, tile_size, batch_size=batch_size, return_labels=True, forward=forward)
+        return labels[0].long(), (height, width) != (tile_size, tile_size)
     if tile_size is None and height * width <= max_pixels:
         if accepts_size(model, height, width) and output_size(model, height, width) == (height, width):
             return model(image.to(model_device(model))).argmax(dim=1)[0].cpu(), False
