@@ -15,7 +15,8 @@ from cnnzoo.engine.checkpoint import save_checkpoint
 
 # torch.jit.load (reading the TorchScript files back) warns that TorchScript is deprecated.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-from cnnzoo.engine.export import default_input_size, export_model, load_model_for_export
+from cnnzoo.engine.export import export_model
+from cnnzoo.engine.sources import default_input_size, load_model_source
 
 
 def seeded_model(name: str, **kwargs) -> nn.Module:
@@ -137,7 +138,7 @@ def test_a_trained_run_exports_at_its_training_size(tmp_path):
         "data": "test", "epoch": 0, "metrics": {},
     }
     save_checkpoint(tmp_path / "best", model, meta)
-    loaded, loaded_meta = load_model_for_export(tmp_path)
+    loaded, loaded_meta = load_model_source(tmp_path)
     assert default_input_size(loaded, loaded_meta) == (1, 24, 20)
     out = tmp_path / "run.onnx"
     export_model(tmp_path / "best.safetensors", out)

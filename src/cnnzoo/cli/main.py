@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cnnzoo.cli.evaluate",
     "cnnzoo.cli.predict",
     "cnnzoo.cli.export",
+    "cnnzoo.cli.benchmark",
     "cnnzoo.cli.experiment",
 )
 

@@ -1,5 +1,5 @@
 """Options shared by the sub-commands, with one name and one default each, and their parsers
-(the size parser, which config files use too, is :func:`cnnzoo.utils.sizes.parse_input_size`)."""
+(the size parser itself, which config files use too, is :func:`cnnzoo.utils.sizes.parse_input_size`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from typing import Any
 
 import torch
 
+from cnnzoo.deploy.compile import AUTO
+from cnnzoo.deploy.runners import PRECISIONS, RUNTIMES
+from cnnzoo.utils.sizes import parse_input_size
+
 __all__ = [
-    "CHECKPOINTS", "add_device_option", "add_model_kwargs_option", "add_threads_option", "add_which_option",
-    "apply_threads", "parse_model_kwargs",
+    "CHECKPOINTS", "add_device_option", "add_input_size_option", "add_model_kwargs_option", "add_threads_option",
+    "add_runtime_options", "add_which_option", "apply_threads", "max_drop_fraction", "parse_model_kwargs",
+    "parse_size_option",
+    "RUNTIME_CHOICES",
 ]
 
 
@@ -67,3 +73,44 @@ def apply_threads(threads: int | None) -> None:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {threads!r}")
     torch.set_num_threads(threads)
+
+
+def add_input_size_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--input-size CxHxW`` (also ``C,H,W``, ``HxW`` or ``N`` with the model's channels)."""
+    parser.add_argument("--input-size", metavar="CxHxW", help=f"{what}, also C,H,W, HxW or N (the model's channels)")
+
+
+def parse_size_option(text: str | None) -> tuple[int, ...] | None:
+    """``"3x224x224"`` / ``"3,224,224"`` -> (3, 224, 224); ``"224x160"`` -> (224, 160); ``"224"``
+    -> (224, 224): without channels, the model's own are used; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    text = text.replace(",", "x")
+    size = parse_input_size(text)
+    return size if text.count("x") == 2 else size[1:]
+
+
+RUNTIME_CHOICES = (*RUNTIMES, AUTO)
+
+
+def add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    """``--runtime``, ``--precision`` (``--int8`` for short) and ``--max-drop``: how a command
+    compiles its model (:func:`cnnzoo.engine.compile.compile_model`)."""
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--runtime", choices=RUNTIME_CHOICES, default="torch",
+                       help="torch (default: eager PyTorch), onnxruntime, openvino, or auto: time the installed "
+                            "runtimes on this model and keep the fastest")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fp32 (default), bf16 (CPUs with native bf16 only), int8 (calibrated on the run's "
+                            "training images, refused when it costs more than --max-drop)")
+    group.add_argument("--int8", dest="precision", action="store_const", const="int8", help="--precision int8")
+    group.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                       help="int8: the most validation accuracy (top-1 or mean IoU) it may cost, in points "
+                            "(default 1)")
+
+
+def max_drop_fraction(points: float) -> float:
+    """``--max-drop`` (points of accuracy) as the fraction the engine takes."""
+    if not 0 <= points < 100:  # NaN fails too
+        raise ValueError(f"--max-drop must be between 0 and 100 points, got {points}")
+    return points / 100

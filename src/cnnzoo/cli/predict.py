@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from cnnzoo.cli.options import add_device_option, add_which_option
+from cnnzoo.cli.options import (
+    add_device_option,
+    add_runtime_options,
+    add_threads_option,
+    add_which_option,
+    apply_threads,
+    max_drop_fraction,
+)
 from cnnzoo.engine.predict import PREDICTION_FORMATS, PredictResult, predict
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS
 from cnnzoo.utils.text import format_table
@@ -33,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "examples:\n"
             "  cnnzoo predict runs/resnet20-fashion photos/ --top-k 3 --out results --format csv\n"
             "  cnnzoo predict runs/unet-shapes scan.png --out masks --overlay\n"
-            "  cnnzoo predict runs/unet-shapes/best.safetensors big_scan.tif --tile-size 256 --out masks"
+            "  cnnzoo predict runs/unet-shapes/best.safetensors big_scan.tif --tile-size 256 --out masks\n"
+            "  cnnzoo predict runs/resnet20-fashion photos/ --runtime auto --int8   (fastest runtime, int8)"
         ),
     )
     p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run directory (its best checkpoint) or a "
@@ -47,15 +55,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--overlay", action="store_true", help="segmenters: also write the image tinted with the classes")
     add_which_option(p)
     add_device_option(p)
+    add_runtime_options(p)
+    add_threads_option(p)
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
     result = predict(
         args.source, args.inputs, out=args.out, top_k=args.top_k, format=args.format, tile_size=args.tile_size,
-        overlay=args.overlay, which=args.which, device=args.device,
+        overlay=args.overlay, which=args.which, device=args.device, runtime=args.runtime, precision=args.precision,
+        max_drop=max_drop_fraction(args.max_drop),
     )
+    for note in result.notes:
+        print(note)
     print(result_table(result))
     for path in result.files if result.task == "classification" else []:
         print(f"wrote {path}")

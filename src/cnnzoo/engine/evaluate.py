@@ -14,21 +14,19 @@ statistics; the loss is the run's own (:func:`cnnzoo.engine.losses.choose_loss`)
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from cnnzoo.data import build_data
 from cnnzoo.data.spec import SPLITS, DataSpec
 from cnnzoo.engine.batches import ModelFeed, align_to_logits, to_device
 from cnnzoo.engine.checkpoint import load_trained
 from cnnzoo.engine.distributed import DistributedContext, ShardSampler, all_reduce_sum, resolve_device
 from cnnzoo.engine.losses import build_loss, choose_loss
 from cnnzoo.engine.metrics import build_metrics
-from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.engine.sources import data_of_run
 
 __all__ = ["evaluate", "evaluate_checkpoint", "has_weight_maps", "make_eval_loader", "scalar_metrics"]
 
@@ -112,7 +110,7 @@ def evaluate_checkpoint(
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
     target_device = resolve_device(device)
     trained = load_trained(checkpoint, which, map_location=target_device)
-    spec = _evaluation_data(trained.meta, data, data_dir)
+    spec = data_of_run(trained.meta, data, data_dir)
     dataset = spec.val if split == "val" else spec.train
     if len(dataset) == 0:
         raise ValueError(f"the {split} split of {spec.name!r} is empty")
@@ -124,25 +122,3 @@ def evaluate_checkpoint(
     results.update(checkpoint=str(checkpoint), epoch=trained.meta.epoch, model=trained.meta.model,
                    data=spec.name, split=split, samples=len(dataset), class_names=list(spec.class_names))
     return results
-
-
-def _evaluation_data(meta: RunMeta, data: str | None, data_dir: str | None) -> DataSpec:
-    """The data set to score on, at the checkpoint's image size and with its normalization:
-    its own (rebuilt with the run's sizes and seed) unless another is named."""
-    config = meta.config
-    own_data = data is None or data == meta.data
-    spec = build_data(
-        meta.data if data is None else data,
-        data_dir=data_dir or (config.data_dir if config else None),
-        image_size=meta.image_size,
-        train_size=config.train_size if own_data and config else None,
-        val_size=config.val_size if own_data and config else None,
-        seed=config.seed if own_data and config else 0,
-    )
-    for key in ("task", "num_classes", "in_chans"):
-        if getattr(spec, key) != getattr(meta, key):
-            raise ValueError(
-                f"data {spec.name!r} does not fit the checkpoint: {key} {getattr(spec, key)} vs {getattr(meta, key)}"
-            )
-    # The model sees images normalized as in training, whatever the new data's statistics.
-    return replace(spec, mean=meta.mean, std=meta.std, ignore_index=meta.ignore_index)

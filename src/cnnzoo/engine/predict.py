@@ -21,7 +21,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,9 @@ import torch
 from torch import nn
 
 from cnnzoo.data.in_memory import resize_image
+from cnnzoo.deploy.runners import Runner
 from cnnzoo.engine.checkpoint import load_trained
+from cnnzoo.engine.compile import DEFAULT_MAX_DROP, compile_model
 from cnnzoo.engine.distributed import resolve_device
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
@@ -76,6 +78,7 @@ class PredictResult:
     task: str
     predictions: list[ClassPrediction] | list[MaskPrediction]
     files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how a compiled runner was chosen and checked
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -125,19 +128,22 @@ def prepare_image(image: torch.Tensor, meta: RunMeta, resize: bool) -> torch.Ten
 
 @torch.no_grad()
 def classify_images(
-    model: nn.Module, meta: RunMeta, paths: Sequence[Path], top_k: int = 5, batch_size: int = 32
+    model: nn.Module, meta: RunMeta, paths: Sequence[Path], top_k: int = 5, batch_size: int = 32,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> list[ClassPrediction]:
-    """The ``top_k`` classes (at most all of them) and softmax probabilities of each image."""
+    """The ``top_k`` classes (at most all of them) and softmax probabilities of each image;
+    ``forward`` runs the batches instead of the model (a compiled runner of :mod:`cnnzoo.deploy`)."""
     _check_positive("top_k", top_k)
     _check_positive("batch_size", batch_size)
     names = meta.class_names
     k = min(top_k, meta.num_classes)
-    device = model_device(model)
+    device = model_device(model) if forward is None else torch.device("cpu")
+    run = forward if forward is not None else model
     predictions = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         batch = torch.cat([prepare_image(read_image(p, channels=meta.in_chans), meta, resize=True) for p in chunk])
-        probabilities = model(batch.to(device)).float().softmax(dim=1).cpu()
+        probabilities = run(batch.to(device)).float().softmax(dim=1).cpu()
         values, indices = probabilities.topk(k, dim=1)
         for path, top_values, top_indices in zip(chunk, values.tolist(), indices.tolist()):
             predictions.append(ClassPrediction(path, top_indices, [names[i] for i in top_indices], top_values))
@@ -177,7 +183,7 @@ def write_class_predictions(
 def segment_images(
     model: nn.Module, meta: RunMeta, paths: Sequence[Path], out_dir: str | os.PathLike, *,
     roots: Sequence[Path | None] | None = None, overlay: bool = False, tile_size: int | None = None,
-    max_pixels: int = WHOLE_IMAGE_MAX_PIXELS,
+    max_pixels: int = WHOLE_IMAGE_MAX_PIXELS, forward: Runner | None = None,
 ) -> list[MaskPrediction]:
     """Segment each image and write ``NAME_mask.png`` (and ``NAME_overlay.png``) under ``out_dir``.
 
@@ -191,7 +197,10 @@ def segment_images(
     predictions = []
     for path, name in zip(paths, names):
         image = read_image(path, channels=meta.in_chans)
-        labels, tiled = segment_image(model, prepare_image(image, meta, resize=False), tile_size, max_pixels)
+        if forward is not None:  # a compiled runner takes tiles of the size it was built for
+            tile_size = forward.input_size[1]
+        labels, tiled = segment_image(model, prepare_image(image, meta, resize=False), tile_size, max_pixels,
+                                      forward=forward)
         labels_np = labels.numpy()
         mask_path = out_dir / f"{name}_mask.png"
         mask_path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +220,8 @@ def segment_images(
 def predict(
     source: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
     top_k: int = 5, format: str | None = None, tile_size: int | None = None, overlay: bool = False,
-    which: str = "best", device: str = "auto",
+    which: str = "best", device: str = "auto", runtime: str = "torch", precision: str = "fp32",
+    max_drop: float = DEFAULT_MAX_DROP,
 ) -> PredictResult:
     """Predict every image in ``inputs`` (files or folders) with the trained run ``source``
     (a run directory or a ``.safetensors`` checkpoint).
@@ -221,26 +231,40 @@ def predict(
     with ``overlay=True``) under ``out`` (default ``predictions``). Every input is checked
     (exists, decodes) and the output folder made before anything is written. ``device``:
     ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+
+    ``runtime`` / ``precision``: eager PyTorch in fp32 by default; anything else compiles the
+    model first (:func:`cnnzoo.engine.compile.compile_model`: ``"auto"`` measures the
+    runtimes; int8 is calibrated on the run's training images and refused when it costs
+    more than ``max_drop`` on its validation split). Compiled runners run on the CPU.
     """
-    trained = load_trained(source, which=which, map_location=resolve_device(device))
+    compiled = runtime != "torch" or precision != "fp32"
+    if compiled and device not in ("auto", "cpu"):
+        raise ValueError(f"a compiled runner runs on the CPU; --device {device} goes with --runtime torch --precision fp32")
+    trained = load_trained(source, which=which, map_location=resolve_device("cpu" if compiled else device))
     task = trained.meta.task
     _check_options(task, top_k, format, tile_size, overlay)
-    out_dir = _prepare_out_dir(out if out is not None else ("predictions" if task == "segmentation" else None))
+    out_dir = _check_out_dir(out if out is not None else ("predictions" if task == "segmentation" else None))
     paths = find_images(inputs)
     roots = _roots(paths, inputs)
     for path in paths:
         check_image_file(path)  # a bad file is named now, before any output is written
+    runner = None
+    if compiled:
+        size = (tile_size, tile_size) if task == "segmentation" and tile_size else None
+        runner = compile_model(source, runtime, precision, input_size=size, max_drop=max_drop, which=which, log=None)
+    notes = runner.report.notes if runner is not None else []
+    _make_out_dir(out_dir)  # every check has passed: only now is anything created
     if task == "classification":
-        predictions = classify_images(trained.model, trained.meta, paths, top_k)
+        predictions = classify_images(trained.model, trained.meta, paths, top_k, forward=runner)
         files = []
         if out_dir is not None:
             format = format or "json"
             files.append(write_class_predictions(predictions, out_dir / f"predictions.{format}", format))
-        return PredictResult(task, predictions, files)
+        return PredictResult(task, predictions, files, notes)
     predictions = segment_images(trained.model, trained.meta, paths, out_dir, roots=roots, overlay=overlay,
-                                 tile_size=tile_size)
+                                 tile_size=tile_size, forward=runner)
     files = [f for p in predictions for f in (p.mask, p.overlay) if f is not None]
-    return PredictResult(task, predictions, files)
+    return PredictResult(task, predictions, files, notes)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -263,17 +287,22 @@ def _check_options(task: str, top_k: int, format: str | None, tile_size: int | N
         raise ValueError(f"cannot predict with a {task!r} model")
 
 
-def _prepare_out_dir(out: str | os.PathLike | None) -> Path | None:
+def _check_out_dir(out: str | os.PathLike | None) -> Path | None:
     if out is None:
         return None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {out} is a file; give a folder")
+    return out
+
+
+def _make_out_dir(out: Path | None) -> None:
+    if out is None:
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OSError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-    return out
 
 
 def _roots(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[Path | None]:

@@ -1,0 +1,123 @@
+"""Models to ONNX: the one exporter call behind ``cnnzoo export`` and every ONNX-based runner.
+
+Two ONNX exporters ship with torch 2.13: the TorchScript-based one (``"legacy"``,
+``dynamo=False``) and the ``torch.export``-based one (``"dynamo"``, torch's own default,
+which needs onnxscript). Where both export a model they give the same numbers, and the
+legacy one is several times faster; the dynamo one exports a few graphs the legacy one
+cannot (adaptive pooling to a size that does not divide the input, with a free batch;
+max-unpooling). ``"auto"`` takes the legacy exporter and falls back on dynamo
+(docs/predict_export.md has the measurements).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from cnnzoo.utils.text import first_line
+
+__all__ = ["DEFAULT_EXPORTER", "EXPORTERS", "onnx_opset", "quiet_exporters", "to_onnx"]
+
+EXPORTERS = ("auto", "legacy", "dynamo")
+DEFAULT_EXPORTER = "auto"  # legacy, and dynamo where legacy cannot export the model
+# protobuf's hard limit on one message: a bigger ONNX model would need its weights in a side file.
+_ONNX_SIZE_LIMIT = 2**31 - 1
+
+
+def to_onnx(
+    model: nn.Module, example: torch.Tensor, opset: int | None = None, dynamic_batch: bool = False,
+    exporter: str = DEFAULT_EXPORTER,
+) -> tuple[bytes, str]:
+    """``(ONNX bytes, exporter used)`` of ``model`` traced on ``example``: one input named
+    ``input``, one output named ``output``, the batch dimension free with ``dynamic_batch``.
+    ``"auto"`` tries the legacy exporter, then dynamo; ``ValueError`` when none succeeds,
+    naming what failed."""
+    if exporter not in EXPORTERS:
+        raise ValueError(f"unknown ONNX exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    if exporter != "auto":
+        return _export(model, example, opset, dynamic_batch, exporter), exporter
+    try:
+        return _export(model, example, opset, dynamic_batch, "legacy"), "legacy"
+    except ValueError as legacy_error:
+        try:
+            return _export(model, example, opset, dynamic_batch, "dynamo"), "dynamo"
+        except ValueError as dynamo_error:
+            raise ValueError(f"{legacy_error}; {dynamo_error}") from dynamo_error
+
+
+def onnx_opset(data: bytes) -> int | None:
+    """The default-domain opset an ONNX model was written for."""
+    import onnx  # 0.3 s, needed only once a model is exported
+
+    model = onnx.load_model_from_string(data)
+    return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+
+
+def _export(model: nn.Module, example: torch.Tensor, opset: int | None, dynamic_batch: bool, exporter: str) -> bytes:
+    options: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
+    try:
+        with quiet_exporters():
+            if exporter == "legacy":
+                if dynamic_batch:
+                    options["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+                buffer = io.BytesIO()
+                torch.onnx.export(model, (example,), buffer, dynamo=False, **options)
+                data = buffer.getvalue()
+            else:
+                if dynamic_batch:
+                    options["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+                program = torch.onnx.export(model, (example,), None, dynamo=True, verbose=False, **options)
+                proto = program.model_proto
+                if proto.ByteSize() > _ONNX_SIZE_LIMIT:
+                    raise ValueError("the model is larger than 2 GB, the most one ONNX file holds")
+                data = proto.SerializeToString()
+    except ValueError:
+        raise
+    except Exception as err:  # the exporters raise many types; the first line says what failed
+        raise ValueError(f"ONNX export ({exporter}) failed: {first_line(err)}") from err
+    return data
+
+
+@contextlib.contextmanager
+def quiet_exporters() -> Iterator[None]:
+    """Silence what a user cannot act on: deprecation and tracer warnings, the dynamo
+    exporter's progress lines, its notes that torchvision's operators are not installed, and
+    the legacy exporter's dump of the whole graph when it fails (written by C++ to the
+    process's standard output, hence the redirect of file descriptor 1)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch._export")]
+    levels = [logger.level for logger in loggers]
+    try:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _null_stdout_fd():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _null_stdout_fd() -> Iterator[None]:
+    try:
+        sys.__stdout__.flush()
+        saved = os.dup(1)
+    except (AttributeError, OSError, ValueError):  # no real standard output: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
