@@ -29,27 +29,20 @@ START = time.perf_counter()
 
 import torch  # noqa: E402
 
-from _calibrate import fastest_thread_count, seconds_per_training_image  # noqa: E402  (benchmarks/)
-from cnnzoo.data import build_augment  # noqa: E402
 from cnnzoo.engine.config import resolve_config  # noqa: E402
-from cnnzoo.engine.losses import build_loss  # noqa: E402
-from cnnzoo.engine.optim import build_optimizer  # noqa: E402
+from cnnzoo.engine.speed import default_amp, fastest_thread_count, training_step_timer  # noqa: E402
 from cnnzoo.engine.trainer import train  # noqa: E402
-from cnnzoo.registry import create_model  # noqa: E402
 
 TARGET = 0.90
 SIZE = 64
 MODEL_OPTIONS = {"depth": 4, "base_width": 8, "padding": True, "batch_norm": True}
 
 
-def seconds_per_image(batch_size: int, amp: str, steps: int = 5) -> float:
-    """Median training time per image of the U-Net on 3 x 64 x 64 batches (see _calibrate.py)."""
-    model = create_model("unet", num_classes=5, in_chans=3, **MODEL_OPTIONS)
-    optimizer = build_optimizer(model, "adamw", lr=1e-3, weight_decay=1e-4)
-    loss_fn = build_loss("ce+dice", task="segmentation", num_classes=5)
-    augment = build_augment("segmentation", (SIZE, SIZE), "light")
-    batch = {"image": torch.rand(batch_size, 3, SIZE, SIZE), "target": torch.randint(0, 5, (batch_size, SIZE, SIZE))}
-    return seconds_per_training_image(model, optimizer, loss_fn, augment, batch, amp, steps=steps)
+def seconds_per_image(batch_size: int, amp: str) -> float:
+    """Median training time per image of the U-Net on 3 x 64 x 64 batches (cnnzoo.engine.speed)."""
+    timer = training_step_timer("unet", 5, (3, SIZE, SIZE), batch_size, "segmentation", model_kwargs=MODEL_OPTIONS,
+                                optimizer="adamw", loss="ce+dice", amp=amp, channels_last=True, augment="light")
+    return timer() / batch_size
 
 
 def main() -> None:
@@ -57,7 +50,8 @@ def main() -> None:
     parser.add_argument("--budget-min", type=float, default=10.0, help="wall-clock budget in minutes (default 10)")
     parser.add_argument("--epochs", type=int, help="fix the number of epochs (default: as many as fit)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--amp", choices=("none", "bf16"), default="bf16")
+    parser.add_argument("--amp", choices=("none", "bf16"), default=default_amp(torch.device("cpu")),
+                        help="default: bf16 where the CPU has bf16 instructions, else none")
     parser.add_argument("--train-size", type=int, default=4000)
     parser.add_argument("--val-size", type=int, default=400)
     parser.add_argument("--out", help="run directory (default: runs/bench-unet-shapes-TIMESTAMP)")

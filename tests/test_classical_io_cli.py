@@ -9,7 +9,7 @@ from PIL import Image
 
 from cnnzoo.classical import kmeans_segmentation, region_growing, split_and_merge
 from cnnzoo.images.read import read_array, read_label_map
-from cnnzoo.images.write import display_rgb, label_palette, write_label_map, write_overlay
+from cnnzoo.images.write import class_palette, display_rgb, label_palette, write_label_map, write_overlay
 from cnnzoo.cli import segment_classic
 
 # Files --------------------------------------------------------------------------------------
@@ -115,6 +115,30 @@ def test_display_rgb_scales_each_kind_of_image_to_0_255():
 
 def test_palette_colours_are_distinct():
     assert len(np.unique(label_palette(256), axis=0)) == 256
+
+
+def test_class_palette_is_black_background_then_tab20():
+    palette = class_palette(22)
+    assert palette.shape == (22, 3) and palette.dtype == np.uint8
+    np.testing.assert_array_equal(palette[0], [0, 0, 0])
+    # tab20's first two colours are #1f77b4 and #aec7e8 (matplotlib's _cm.py); it repeats after 20.
+    np.testing.assert_array_equal(palette[1:3], [[0x1F, 0x77, 0xB4], [0xAE, 0xC7, 0xE8]])
+    np.testing.assert_array_equal(palette[21], palette[1])
+
+
+def test_label_maps_and_overlays_take_a_palette(tmp_path):
+    labels = np.array([[0, 1], [2, 2]])
+    write_label_map(tmp_path / "mask.png", labels, class_palette(3))
+    with Image.open(tmp_path / "mask.png") as mask:
+        colours = np.array(mask.getpalette()[:9]).reshape(3, 3)
+        np.testing.assert_array_equal(np.array(mask), labels)
+    np.testing.assert_array_equal(colours, class_palette(3))
+    write_overlay(tmp_path / "over.png", np.full((2, 2, 3), 200, dtype=np.uint8), labels, alpha=0.5,
+                  boundaries=False, palette=class_palette(3))
+    overlay = np.array(Image.open(tmp_path / "over.png"))
+    np.testing.assert_array_equal(overlay[0, 0], [100, 100, 100])  # half of 200, half black
+    with pytest.raises(ValueError, match=r"\(N, 3\) array"):
+        write_label_map(tmp_path / "bad.png", labels, np.zeros((3, 4), dtype=np.uint8))
 
 
 # The command --------------------------------------------------------------------------------

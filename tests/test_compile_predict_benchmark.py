@@ -12,6 +12,7 @@ from PIL import Image
 
 import cnnzoo
 from cnnzoo.cli.main import main
+from cnnzoo.deploy import runners
 from cnnzoo.deploy.runners import available_runtimes
 from cnnzoo.engine import compile as engine_compile
 from cnnzoo.engine.benchmark import EAGER, benchmark
@@ -154,7 +155,8 @@ def test_openvino_export_writes_xml_and_bin_that_openvino_reads(classifier_run, 
     assert not (tmp_path / "model.onnx").exists()
 
 
-def test_benchmark_times_every_runner_against_eager(tmp_path):
+def test_benchmark_times_every_runner_against_eager(tmp_path, monkeypatch):
+    monkeypatch.setattr(runners, "has_native_bf16", lambda: False)  # no bf16 runners on such a CPU
     size, rows = benchmark("resnet20", ["torch", "onnxruntime"], [1, 4], rounds=2, model_kwargs={"num_classes": 10})
     assert size == (3, 32, 32)
     assert [(row.runner, row.batch) for row in rows] == [
@@ -163,6 +165,12 @@ def test_benchmark_times_every_runner_against_eager(tmp_path):
         assert row.p50_ms <= row.p90_ms and row.images_per_second == pytest.approx(1000 * row.batch / row.p50_ms)
         eager = next(r for r in rows if r.runner == EAGER and r.batch == row.batch)
         assert row.speedup == pytest.approx(row.images_per_second / eager.images_per_second)
+
+
+def test_benchmark_adds_bf16_runners_where_the_cpu_has_bf16(monkeypatch):
+    monkeypatch.setattr(runners, "has_native_bf16", lambda: True)
+    _, rows = benchmark("resnet20", ["torch", "onnxruntime"], [2], rounds=1, model_kwargs={"num_classes": 10})
+    assert [row.runner for row in rows] == [EAGER, "torch fp32", "torch bf16", "onnxruntime fp32"]  # no bf16 in ORT
 
 
 def test_benchmark_bad_input_is_refused():

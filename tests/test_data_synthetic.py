@@ -12,7 +12,7 @@ from skimage.draw import polygon2mask
 from cnnzoo.data import build_data
 from cnnzoo.data import fashion_mnist as fm
 from cnnzoo.data import synthetic
-from cnnzoo.data.synthetic import make_cells, make_fashion_scenes, make_shapes
+from cnnzoo.data.synthetic import make_cells, make_fashion_scenes, make_shapes, make_shapes_scene
 from test_data_fashion_mnist import write_split
 
 
@@ -147,6 +147,33 @@ def test_shapes_differ_from_their_background():
         if inside.sum() > 20 and outside.sum() > 20:
             gap = (images[sample][:, inside].mean(1) - images[sample][:, outside].mean(1)).norm()
             assert gap > 20  # 0..255 units: colours at least 0.3 apart, less texture and noise
+
+
+def test_a_shapes_scene_looks_like_shapes_images_at_their_scale():
+    image, mask = make_shapes_scene((160, 224), scale=32, seed=5)
+    assert image.shape == (3, 160, 224) and image.dtype == np.uint8 and mask.shape == (160, 224)
+    assert set(np.unique(mask)) == {0, 1, 2, 3, 4}
+    again_image, again_mask = make_shapes_scene((160, 224), scale=32, seed=5)
+    np.testing.assert_array_equal(image, again_image)
+    np.testing.assert_array_equal(mask, again_mask)
+    assert (make_shapes_scene((160, 224), scale=32, seed=6)[1] != mask).any()
+    # Shapes as large as on a 32-pixel image: the typical shape (median connected region)
+    # covers about as many pixels as one in 32 x 32 shapes images, not (224/32)^2 times more.
+    from skimage.measure import label
+
+    def region_sizes(masks):
+        return np.concatenate([np.bincount(label(m > 0).ravel())[1:] for m in masks])
+
+    ratio = np.median(region_sizes([mask])) / np.median(region_sizes(make_shapes(64, 32).masks.numpy()))
+    assert 0.3 < ratio < 3
+    # Its background is one colour (plus texture): no edges between tiles of different images.
+    background = image[:, mask == 0].astype(float)
+    assert background.std(axis=1).max() < 30
+
+
+def test_a_shapes_scene_refuses_a_bad_scale():
+    with pytest.raises(ValueError, match="scale must be an int of at least 8"):
+        make_shapes_scene(64, scale=4)
 
 
 # ------------------------------------------------------------------------------ cells

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,8 @@ from PIL import Image
 
 from cnnzoo.cli import demo
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS
+from cnnzoo.images.write import class_palette
+from cnnzoo.utils.cpu import has_native_bf16
 
 
 def test_plan_budget_by_hand():
@@ -21,9 +25,35 @@ def test_plan_budget_by_hand():
     assert demo.plan_budget(1, 0.25, 100, 30) == (1, 32)
 
 
-def test_seconds_per_image_is_measured():
-    seconds = demo.seconds_per_image("resnet20", {}, (1, 8, 8), 10, batch_size=4, task="classification", steps=1)
-    assert 0 < seconds < 5
+def test_measure_training_picks_a_thread_count_and_precision():
+    before = torch.get_num_threads()
+    try:
+        per_image, threads, amp = demo.measure_training("resnet20", {}, (1, 8, 8), 10, batch_size=4,
+                                                        task="classification")
+        assert threads in (1, os.cpu_count()) and torch.get_num_threads() == threads  # left set for the run
+    finally:
+        torch.set_num_threads(before)
+    assert 0 < per_image < 5
+    assert amp == ("bf16" if has_native_bf16() else "none")
+
+
+def test_class_ious_by_hand():
+    truth = np.array([[0, 0, 1, 1]])
+    predicted = np.array([[0, 1, 1, 1]])
+    # class 0: 1 pixel in both, 2 in either; class 1: 2 in both, 3 in either; class 2 in neither.
+    ious = demo.class_ious(predicted, truth, 3)
+    assert ious[:2] == [0.5, pytest.approx(2 / 3)] and np.isnan(ious[2])
+
+
+def test_side_by_side_shows_image_truth_and_prediction():
+    image = np.full((2, 3, 3), 7, dtype=np.uint8)
+    truth, predicted = np.zeros((2, 3), dtype=int), np.ones((2, 3), dtype=int)
+    picture = demo.side_by_side(image, truth, predicted, 2, gap=1)
+    assert picture.shape == (2, 11, 3)
+    np.testing.assert_array_equal(picture[:, :3], image)
+    np.testing.assert_array_equal(picture[:, 3], 255)
+    np.testing.assert_array_equal(picture[0, 4], [0, 0, 0])  # background black
+    np.testing.assert_array_equal(picture[0, 8], class_palette(2)[1])
 
 
 class Images(torch.utils.data.Dataset):
@@ -37,31 +67,34 @@ class Images(torch.utils.data.Dataset):
         return {"image": self.images[index]}
 
 
-def test_write_sample_images_and_their_mosaic(tmp_path):
-    folder = demo.write_sample_images(Images(3), tmp_path / "imgs", count=2, mosaic=2)
-    assert sorted(p.name for p in folder.iterdir()) == ["mosaic.png", "sample0.png", "sample1.png"]
+def test_write_sample_images(tmp_path):
+    folder = demo.write_sample_images(Images(3), tmp_path / "imgs", count=2)
+    assert sorted(p.name for p in folder.iterdir()) == ["sample0.png", "sample1.png"]
     np.testing.assert_array_equal(np.array(Image.open(folder / "sample1.png")), np.full((4, 4, 3), 26))  # 0.1 * 255
-    mosaic = np.array(Image.open(folder / "mosaic.png"))
-    assert mosaic.shape == (8, 8, 3)
-    # Row-major, images 0, 1 / 2, 0 (the three images repeat): top-right is image 1, bottom-left image 2.
-    assert mosaic[0, 4, 0] == 26 and mosaic[4, 0, 0] == 51 and mosaic[4, 4, 0] == 0
+
+
+def test_the_scene_goes_through_tiles():
+    assert demo.SCENE_SIZE[0] * demo.SCENE_SIZE[1] > WHOLE_IMAGE_MAX_PIXELS
 
 
 @pytest.mark.slow
 def test_segmentation_demo_trains_evaluates_and_predicts(tmp_path, capsys):
-    run_dir = demo.segmentation_demo(tmp_path, seconds=1, train_size=32, val_size=8, image_size=32)
+    run_dir = demo.segmentation_demo(tmp_path, seconds=1, train_size=32, val_size=8, image_size=32,
+                                     scene_size=(544, 512))
     out = capsys.readouterr().out
     assert (run_dir / "best.safetensors").is_file() and (run_dir / "plots" / "curves.png").is_file()
     assert "$ cnnzoo train unet --data shapes" in out and "$ cnnzoo evaluate" in out and "miou" in out
     predictions = tmp_path / "unet-predictions"
     names = sorted(p.name for p in predictions.iterdir())
-    assert names == sorted([f"sample{i}_{kind}.png" for i in range(4) for kind in ("mask", "overlay")]
-                           + ["mosaic_mask.png", "mosaic_overlay.png"])
-    side = (int(WHOLE_IMAGE_MAX_PIXELS ** 0.5) // 32 + 1) * 32
-    with Image.open(predictions / "mosaic_mask.png") as mask:
-        assert mask.size == (side, side) and mask.mode == "P"
-    mosaic_row = next(line for line in out.splitlines() if "mosaic.png" in line)
-    assert "tiles" in mosaic_row  # larger than the whole-image limit
+    assert names == sorted([f"{name}_{kind}.png" for name in ("sample0", "sample1", "sample2", "sample3", "scene")
+                            for kind in ("mask", "overlay")])
+    with Image.open(predictions / "scene_mask.png") as mask:
+        assert mask.size == (512, 544) and mask.mode == "P"
+    scene_row = next(line for line in out.splitlines() if "scene.png" in line)
+    assert "tiles" in scene_row  # larger than the whole-image limit
+    assert "the scene against its drawn truth: background IoU" in out
+    with Image.open(tmp_path / "scene-truth-vs-prediction.png") as comparison:
+        assert comparison.size == (3 * 512 + 16, 544)
 
 
 @pytest.mark.slow

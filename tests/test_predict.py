@@ -14,7 +14,7 @@ from PIL import Image
 from skimage.segmentation import find_boundaries
 
 import cnnzoo
-from cnnzoo.images.write import label_palette
+from cnnzoo.images.write import class_palette
 from cnnzoo.engine.checkpoint import save_checkpoint
 from cnnzoo.engine.predict import classify_images, find_images, predict, prepare_image, write_class_predictions
 from cnnzoo.engine.runmeta import RunMeta
@@ -152,7 +152,7 @@ def test_masks_are_palette_pngs_of_the_model_argmax(segmenter_run, tmp_path):
         tinted = np.array(overlay).astype(float)
     # Region outlines are white; every other pixel is 0.55 * image + 0.45 * its class colour.
     outline = find_boundaries(labels, mode="inner", background=-1)
-    blend = 0.55 * pixels + 0.45 * label_palette(3)[labels]
+    blend = 0.55 * pixels + 0.45 * class_palette(3)[labels]  # the run's plots' colours: background black
     assert (tinted[outline] == 255).all()
     np.testing.assert_allclose(tinted[~outline], blend[~outline], atol=0.51)
 

@@ -23,6 +23,7 @@ examples:
   cnnzoo benchmark runs/resnet20-fashion --int8 --batch 1,32 (int8 calibrated on the run's images)
   cnnzoo benchmark mobilenet_v1 --runtime onnxruntime,openvino --threads 1 --plot mobilenet.png
 
+fp32 runners always; bf16 ones too on a CPU with bf16 instructions (AVX512-BF16 or AMX).
 Every runner is timed in the same process as eager PyTorch, in alternating rounds (median),
 so the ratios hold on a busy machine too. "model" is the memory a runner holds, "run" the
 peak memory a batch needs on top. A segmenter is timed on the tiles of overlap-tile
@@ -32,7 +33,7 @@ prediction. Use what wins with `cnnzoo predict --runtime NAME` (or --runtime aut
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "benchmark", help="time every runtime (eager PyTorch, onnxruntime, OpenVINO; fp32, int8) on one model",
+        "benchmark", help="time every runtime (eager PyTorch, onnxruntime, OpenVINO; fp32, bf16 where native, int8) on one model",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Images per second, latency p50/p90 and memory per runtime and batch size, with the "
                     "speed-up over eager PyTorch measured alongside.",

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.cli.options import parse_model_kwargs
+from cnnzoo.cli.options import add_threads_option, parse_model_kwargs
 from cnnzoo.engine.config import (
     AMP_MODES,
     AUGMENT_LEVELS,
@@ -30,6 +30,9 @@ examples:
 defaults that depend on the task (classification / segmentation): optimizer sgd / adamw,
 batch size 128 / 8, loss ce / (weighted-ce for data with weight maps, else ce); and on the
 optimizer (sgd / adamw): lr 0.1 / 0.001, weight decay 5e-4 / 0.01.
+Speed: --threads (default all cores), --amp bf16 (kept on a CPU without bf16 instructions
+only when a few timed steps find it faster), channels-last on the CPU when a few timed steps
+find it faster (remembered per model and machine); config.json records what the run used.
 The run directory gets config.json, metrics.csv, best and last checkpoints
 (.safetensors + .json) and plots/*.png. See docs/training.md.
 """
@@ -80,9 +83,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     hw = p.add_argument_group("speed and hardware")
     hw.add_argument("--device", help="auto (default: cuda when available), cpu, cuda, cuda:N")
-    hw.add_argument("--amp", choices=AMP_MODES, help="mixed precision: bf16 (CPU or GPU), fp16 (GPU) (default: none)")
+    hw.add_argument("--amp", choices=AMP_MODES,
+                    help="mixed precision: bf16 (CPU or GPU; on a CPU without bf16 instructions only when a "
+                         "probe finds it faster), fp16 (GPU) (default: none)")
     hw.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                    help="channels-last memory format (default: off)")
+                    help="channels-last memory format (default: measured on the CPU, off on a GPU)")
+    add_threads_option(hw)
     hw.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the model (default: off)")
 
     out = p.add_argument_group("model and output")

@@ -40,6 +40,7 @@ __all__ = [
     "make_cells",
     "make_fashion_scenes",
     "make_shapes",
+    "make_shapes_scene",
     "shape_contains",
 ]
 
@@ -112,36 +113,62 @@ def shape_contains(kind: int, cy: np.ndarray, cx: np.ndarray, size: np.ndarray, 
     raise ValueError(f"unknown shape class {kind}: 1 circle, 2 square, 3 triangle, 4 cross")
 
 
-def _draw_shapes(rng: np.random.Generator, count: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
+def make_shapes_scene(image_size: int | tuple[int, int], scale: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One large ``shapes`` picture and its class mask: uint8 ``3 x H x W`` and ``H x W``.
+
+    Drawn as a ``shapes`` image is, on one background, with shapes sized as on a ``scale`` x
+    ``scale`` image and as many of them per area (2 per ``scale``-square on average), so a
+    model trained on ``shapes`` at ``scale`` sees nothing new in it but its size: the
+    picture the overlap-tile path is shown on. (A mosaic of separate images would not do: the
+    edges between their backgrounds are outlines a model never saw in training.)
+    """
+    height, width = _check_size(image_size)
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 8:
+        raise ValueError(f"scale must be an int of at least 8 pixels, got {scale!r}")
+    shapes = max(1, round(2 * height * width / scale**2))  # 1-3 per image: 2 on average
+    rng = np.random.default_rng([_SET_IDS["shapes"], seed, len(_SPLITS), height, width, scale])
+    drawn = _draw_shapes(rng, 1, (height, width), scale=scale, shapes=shapes)
+    return drawn["images"][0], drawn["masks"][0]
+
+
+def _draw_shapes(rng: np.random.Generator, count: int, size: tuple[int, int], scale: int | None = None,
+                 shapes: int | None = None) -> dict[str, np.ndarray]:
+    """``count`` shapes images: 1-3 shapes each, sized by the image's shorter side; or, for a
+    scene, exactly ``shapes`` of them sized as on a ``scale``-square image."""
     height, width = size
-    side = min(height, width)
-    used = np.arange(MAX_SHAPES)[None] < rng.integers(1, MAX_SHAPES + 1, size=(count, 1))
-    kind = np.where(used, rng.integers(1, len(SHAPE_CLASSES), size=(count, MAX_SHAPES)), 0)
-    radius = rng.uniform(0.12, 0.22, size=(count, MAX_SHAPES)) * side  # of the circle with the same area
+    side = min(height, width) if scale is None else scale
+    slots = MAX_SHAPES if shapes is None else shapes
+    if shapes is None:
+        used = np.arange(MAX_SHAPES)[None] < rng.integers(1, MAX_SHAPES + 1, size=(count, 1))
+    else:
+        used = np.ones((count, shapes), dtype=bool)
+    kind = np.where(used, rng.integers(1, len(SHAPE_CLASSES), size=(count, slots)), 0)
+    radius = rng.uniform(0.12, 0.22, size=(count, slots)) * side  # of the circle with the same area
     shape_size = radius * _EQUAL_AREA[kind]
     rows, cols = _grid(size)
     params = {
         "kind": kind,
-        "cy": rng.uniform(0.1, 0.9, size=(count, MAX_SHAPES)) * height,
-        "cx": rng.uniform(0.1, 0.9, size=(count, MAX_SHAPES)) * width,
+        "cy": rng.uniform(0.1, 0.9, size=(count, slots)) * height,
+        "cx": rng.uniform(0.1, 0.9, size=(count, slots)) * width,
         "size": shape_size,
         # Near their upright pose (triangles pointing up): tilted by up to 15 degrees.
-        "angle": _UPRIGHT[kind] + rng.uniform(-1, 1, size=(count, MAX_SHAPES)) * math.radians(MAX_TILT_DEGREES),
+        "angle": _UPRIGHT[kind] + rng.uniform(-1, 1, size=(count, slots)) * math.radians(MAX_TILT_DEGREES),
     }
-    inside = np.zeros((count, MAX_SHAPES, height, width), dtype=bool)
+    inside = np.zeros((count, slots, height, width), dtype=bool)
     for kind_id in range(1, len(SHAPE_CLASSES)):
         chosen = kind == kind_id
         if chosen.any():
             inside[chosen] = shape_contains(kind_id, *(params[key][chosen, None, None].astype(np.float32)
                                                        for key in ("cy", "cx", "size", "angle")), rows, cols)
     background_colour = rng.uniform(0, 1, size=(count, 1, 3)).astype(np.float32)
-    image = background_colour[:, 0, :, None, None] + _stripes(rng, count, size, (0.03, 0.1), (1, 4))[:, None]
-    shape_colour = rng.uniform(0, 1, size=(count, MAX_SHAPES, 3)).astype(np.float32)
+    cycles = 1.0 if scale is None else max(size) / scale  # the background's gratings, as on a scale-square image
+    image = background_colour[:, 0, :, None, None] + _stripes(rng, count, size, (0.03, 0.1), (cycles, 4 * cycles))[:, None]
+    shape_colour = rng.uniform(0, 1, size=(count, slots, 3)).astype(np.float32)
     # A shape the colour of its background would be invisible but still in the mask.
     too_close = np.linalg.norm(shape_colour - background_colour, axis=-1, keepdims=True) < 0.3
     shape_colour = np.where(too_close, (background_colour + 0.5) % 1.0, shape_colour)
     mask = np.zeros((count, height, width), dtype=np.uint8)
-    for slot in range(MAX_SHAPES):
+    for slot in range(slots):
         fill = shape_colour[:, slot, :, None, None] + _fill_pattern(rng, params, slot, rows, cols)[:, None]
         image = np.where(inside[:, slot, None], fill, image)
         mask = np.where(inside[:, slot], kind[:, slot, None, None].astype(np.uint8), mask)

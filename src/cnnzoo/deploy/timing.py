@@ -26,7 +26,10 @@ from cnnzoo.utils.atomic import write_atomically
 from cnnzoo.utils.cpu import machine_fingerprint
 from cnnzoo.utils.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 
-__all__ = ["Choice", "Timing", "cache_path", "choose_fastest", "measure_memory", "model_key", "time_alternating"]
+__all__ = [
+    "Choice", "Timing", "cache_path", "choose_fastest", "measure_memory", "model_key", "remember", "remembered",
+    "time_alternating",
+]
 
 
 @dataclass
@@ -99,8 +102,8 @@ def model_key(model: nn.Module) -> str:
 
 
 def cache_path() -> Path:
-    """Where runtime choices are remembered: ``$CNNZOO_CACHE/runtimes.json``, default
-    ``~/.cache/cnnzoo/runtimes.json``."""
+    """Where measured choices (runtimes; the trainer's precision and memory format) are
+    remembered: ``$CNNZOO_CACHE/runtimes.json``, default ``~/.cache/cnnzoo/runtimes.json``."""
     root = os.environ.get("CNNZOO_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "cnnzoo")
     return Path(root) / "runtimes.json"
 
@@ -125,16 +128,34 @@ def choose_fastest(
     (see the module docstring)."""
     key = " | ".join([model_key(model), "x".join(map(str, input_shape)), precision,
                       f"{torch.get_num_threads()} threads", machine_fingerprint("torch", "onnxruntime", "openvino")])
-    remembered = _read_cache().get(key)
-    if remembered and remembered.get("choice") in candidates:
-        return Choice(remembered["choice"], remembered["seconds"], from_cache=True)
+    earlier = remembered(key)
+    if earlier and earlier.get("choice") in candidates:
+        return Choice(earlier["choice"], earlier["seconds"], from_cache=True)
     runners = {label: build() for label, build in candidates.items()}
     timings = time_alternating({label: (lambda r=runner: r(example)) for label, runner in runners.items()},
                                len(example), rounds=rounds)
     seconds = {label: timing.median for label, timing in timings.items()}
     choice = min(seconds, key=seconds.get)
-    _write_cache(key, {"choice": choice, "seconds": seconds, "measured": time.strftime("%Y-%m-%d %H:%M")})
+    remember(key, {"choice": choice, "seconds": seconds})
     return Choice(choice, seconds, from_cache=False, runner=runners[choice])
+
+
+def remembered(key: str) -> dict | None:
+    """The entry remembered under ``key`` in :func:`cache_path`, or ``None``."""
+    entry = _read_cache().get(key)
+    return entry if isinstance(entry, dict) else None
+
+
+def remember(key: str, entry: dict) -> None:
+    """Remember ``entry`` (JSON values) under ``key``, with the time it was measured; a
+    cache that cannot be written is skipped (the choice is measured again next time)."""
+    values = _read_cache()
+    values[key] = {**entry, "measured": time.strftime("%Y-%m-%d %H:%M")}
+    text = json.dumps(values, indent=1, sort_keys=True) + "\n"
+    try:
+        write_atomically(cache_path(), lambda stream: stream.write(text.encode()), create_folder=True)
+    except OSError:  # a read-only home: nothing is lost
+        pass
 
 
 def _read_cache() -> dict:
@@ -143,13 +164,3 @@ def _read_cache() -> dict:
     except (OSError, ValueError):  # none yet, or unreadable: measure again
         return {}
     return values if isinstance(values, dict) else {}
-
-
-def _write_cache(key: str, entry: dict) -> None:
-    values = _read_cache()
-    values[key] = entry
-    text = json.dumps(values, indent=1, sort_keys=True) + "\n"
-    try:
-        write_atomically(cache_path(), lambda stream: stream.write(text.encode()), create_folder=True)
-    except OSError:  # a read-only home: the choice is measured again next time, nothing is lost
-        pass

@@ -1,7 +1,8 @@
 """``cnnzoo benchmark``: every runtime a user could pick, timed on one model, side by side.
 
 For each batch size, eager PyTorch (the model as it is) and the runners of every runtime
-asked for are timed in one process, in alternating rounds (:func:`cnnzoo.deploy.time_alternating`),
+asked for (fp32; bf16 where the CPU has bf16 instructions; int8 on request) are timed in
+one process, in alternating rounds (:func:`cnnzoo.deploy.time_alternating`),
 after one untimed warm-up each. Per runner and batch: images per second (from the median),
 latency p50 and p90 of one batch, the memory the runner holds (resident memory it added
 when it was built) and the memory a run needs on top (peak resident during the runs above
@@ -79,9 +80,9 @@ def benchmark(
     calibration = _calibration(origin, size, log) if int8 else None
     builds = {}
     for runtime in chosen:
-        for precision in ("fp32", "int8") if int8 else ("fp32",):
+        for precision in ("fp32", "bf16", "int8") if int8 else ("fp32", "bf16"):
             try:
-                check_supported(runtime, precision)
+                check_supported(runtime, precision)  # bf16 only on a CPU that computes it natively
             except ValueError:
                 continue
             builds[f"{runtime} {precision}"] = (runtime, precision)

@@ -19,7 +19,11 @@ option             classification        segmentation
 =================  ====================  ====================
 
 (``loss`` for segmentation is settled by :func:`cnnzoo.engine.losses.choose_loss` once the
-trainer has seen the data.)
+trainer has seen the data.) Three speed settings are settled by the trainer too
+(:mod:`cnnzoo.engine.speed`), and ``config.json`` records what the run used: ``threads``
+(``None``: PyTorch's default, all cores), ``amp`` (``bf16`` asked for on a CPU without bf16
+instructions becomes ``none`` when a probe finds it slower) and ``channels_last``
+(``None``, "auto": measured on the CPU, off on a GPU).
 """
 
 from __future__ import annotations
@@ -87,10 +91,11 @@ class TrainConfig:
     loss: str | None = None
     clip_grad: float | None = None  # max global gradient norm
     amp: str = "none"  # mixed precision: bf16 (CPU or GPU) or fp16 (GPU, with a grad scaler)
-    channels_last: bool = False
+    channels_last: bool | None = None  # None ("auto"): measured on the CPU (engine.speed), off on a GPU
     compile: bool = False  # torch.compile the model
     accum_steps: int = 1  # gradient accumulation: one optimizer step per N batches
     workers: int = 0  # DataLoader worker processes (0 = load in the training process)
+    threads: int | None = None  # PyTorch's intra-op threads (None: PyTorch's default, all cores)
     seed: int = 0
     device: str = "auto"  # auto = cuda when available, else cpu
     image_size: tuple[int, int] | None = None  # data set's own size unless given
@@ -178,7 +183,9 @@ _STRINGS = {"model", "data", "data_dir", "out", "resume", "device"}
 _CHOICES = {
     "optimizer": OPTIMIZERS, "amp": AMP_MODES, "augment": AUGMENT_LEVELS, "progress": PROGRESS_MODES,
 }
-_INTEGERS = {"epochs", "batch_size", "accum_steps", "workers", "seed", "train_size", "val_size", "num_overlays"}
+_INTEGERS = {
+    "epochs", "batch_size", "accum_steps", "workers", "threads", "seed", "train_size", "val_size", "num_overlays",
+}
 _FLOATS = {"lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "clip_grad", "time_limit"}
 _BOOLEANS = {"nesterov", "channels_last", "compile"}
 
@@ -200,6 +207,8 @@ def _check_value(key: str, value: Any) -> Any:
         return _as_int(key, value)
     if key in _FLOATS:
         return _as_float(key, value)
+    if key == "channels_last" and isinstance(value, str) and value.lower() == "auto":
+        return None  # measured by the trainer (cnnzoo.engine.speed.choose_setting)
     if key in _BOOLEANS:
         return _as_bool(key, value)
     if key == "image_size":
@@ -241,7 +250,8 @@ def _as_bool(key: str, value: Any) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
         return value.lower() in ("true", "yes", "on", "1")
     if not isinstance(value, bool):
-        raise ValueError(f"option {key!r} must be true or false, got {value!r}")
+        also = " (or auto)" if key == "channels_last" else ""
+        raise ValueError(f"option {key!r} must be true or false{also}, got {value!r}")
     return value
 
 
@@ -280,7 +290,7 @@ def _check_ranges(config: TrainConfig) -> None:
         if not condition:
             raise ValueError(message)
 
-    for key in ("epochs", "batch_size", "accum_steps", "train_size", "val_size"):
+    for key in ("epochs", "batch_size", "accum_steps", "train_size", "val_size", "threads"):
         value = getattr(config, key)
         require(value is None or value >= 1, f"option {key!r} must be at least 1, got {value}")
     for key in ("workers", "seed", "num_overlays"):

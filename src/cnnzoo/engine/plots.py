@@ -12,9 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from cnnzoo.images.write import class_palette
 from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["class_palette", "colorize_mask", "new_figure", "plot_confusion", "plot_curves", "plot_overlays", "save_figure"]
+__all__ = ["colorize_mask", "new_figure", "plot_confusion", "plot_curves", "plot_overlays", "save_figure"]
 
 # Metrics drawn against the epochs, per task (those the history holds).
 CURVE_METRICS = {
@@ -89,17 +90,6 @@ def plot_confusion(confusion: Any, class_names: Sequence[str], path: str | Path,
                 ax.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7, color=colour)
     ax.set_title(title or "confusion matrix")
     return save_figure(figure, path)
-
-
-def class_palette(num_classes: int) -> np.ndarray:
-    """An RGB colour (uint8) per class: class 0 (usually background) black, then the
-    distinct tab20 colours."""
-    from matplotlib import colormaps
-
-    colours = [(0, 0, 0)] + [
-        tuple(int(255 * c) for c in colormaps["tab20"](i % 20)[:3]) for i in range(max(0, num_classes - 1))
-    ]
-    return np.array(colours[:num_classes], dtype=np.uint8)
 
 
 def colorize_mask(mask: Any, num_classes: int, ignore_index: int | None = None) -> np.ndarray:

@@ -38,7 +38,7 @@ from cnnzoo.engine.distributed import resolve_device
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
 from cnnzoo.images.read import IMAGE_SUFFIXES, check_image_file, read_image
-from cnnzoo.images.write import write_label_map, write_overlay
+from cnnzoo.images.write import class_palette, write_label_map, write_overlay
 from cnnzoo.utils.atomic import write_atomically
 
 __all__ = [
@@ -194,6 +194,7 @@ def segment_images(
     out_dir = Path(out_dir)
     names = _output_names(paths, roots or [None] * len(paths))
     class_names = meta.class_names
+    palette = class_palette(len(class_names))  # the colours of the run's own plots
     predictions = []
     for path, name in zip(paths, names):
         image = read_image(path, channels=meta.in_chans)
@@ -204,11 +205,11 @@ def segment_images(
         labels_np = labels.numpy()
         mask_path = out_dir / f"{name}_mask.png"
         mask_path.parent.mkdir(parents=True, exist_ok=True)
-        write_label_map(mask_path, labels_np)
+        write_label_map(mask_path, labels_np, palette)
         overlay_path = None
         if overlay:
             overlay_path = out_dir / f"{name}_overlay.png"
-            write_overlay(overlay_path, image.permute(1, 2, 0).numpy(), labels_np)
+            write_overlay(overlay_path, image.permute(1, 2, 0).numpy(), labels_np, palette=palette)
         counts = np.bincount(labels_np.ravel(), minlength=len(class_names))
         fractions = {class_names[i]: float(counts[i] / labels_np.size) for i in np.flatnonzero(counts)}
         predictions.append(MaskPrediction(path, tuple(labels_np.shape), tiled, mask_path, overlay_path, fractions))

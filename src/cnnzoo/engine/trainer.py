@@ -21,6 +21,7 @@ continues exactly as if it had not stopped.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,14 @@ from cnnzoo.engine.run_pictures import RunPictures
 from cnnzoo.engine.rundir import RunDir, check_new_run_dir, default_run_dir
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state, seed_epoch, seed_everything
+from cnnzoo.engine.speed import (
+    channels_last_choices,
+    choose_setting,
+    describe_settings,
+    precision_choices,
+    slow_bf16_warning,
+    use_threads,
+)
 from cnnzoo.registry import create_model, model_info
 
 __all__ = ["NonFiniteLossError", "TrainResult", "train"]
@@ -85,7 +94,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """
     ctx = init_distributed(config.device)
     try:
-        return _Run(config, ctx, progress).run()
+        with use_threads(config.threads):
+            return _Run(config, ctx, progress).run()
     finally:
         shutdown(ctx)
 
@@ -117,7 +127,9 @@ class _Run:
         self._check_task()
         seed_everything(config.seed)  # the model's initial weights
         self._build_model()
-        self._build_training()
+        self._build_data_path()
+        self._choose_speed()
+        self._build_optimization()
         self.resolved = self._resolved_config()
         if resumed is not None:
             self._restore(*resumed)
@@ -194,10 +206,8 @@ class _Run:
         if config.amp == "fp16" and self.ctx.device.type != "cuda":
             raise ValueError("amp fp16 needs a GPU (its grad scaler is CUDA-only); on the CPU use --amp bf16")
         self.model = model.to(self.ctx.device)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
 
-    def _build_training(self) -> None:
+    def _build_data_path(self) -> None:
         config, spec, ctx = self.config, self.spec, self.ctx
         self.loss_name = choose_loss(config.loss, spec.task, has_weight_maps(spec.train))
         loss_options = dict(task=spec.task, num_classes=spec.num_classes, ignore_index=spec.ignore_index)
@@ -214,6 +224,43 @@ class _Run:
             num_workers=config.workers, pin_memory=ctx.device.type == "cuda",
         )
         self.val_loader = make_eval_loader(spec.val, config.batch_size, config.workers, ctx)
+
+    def _choose_speed(self) -> None:
+        """The precision and memory format still open (bf16 on a CPU without bf16
+        instructions; channels-last when not told) measured on the first batch
+        (:mod:`cnnzoo.engine.speed`); the config then holds what the run uses, as
+        ``config.json`` records it. A resumed run continues as it began (no probe)."""
+        config, device = self.config, self.ctx.device
+        amps = precision_choices(device, config.amp)
+        layouts = channels_last_choices(device) if config.channels_last is None else [config.channels_last]
+        amp, channels_last = amps[0], layouts[0]
+        if len(amps) * len(layouts) > 1 and not config.resume:
+            settings = [(a, layout) for a in amps for layout in layouts]
+            amp, channels_last = broadcast_object(self._probe(settings) if self.ctx.is_main else None, self.ctx)
+        self.config = replace(config, amp=amp, channels_last=channels_last, threads=torch.get_num_threads())
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _probe(self, settings: list[tuple[str, bool]]) -> tuple[str, bool]:
+        """The fastest of ``settings`` on the first training batch (measured once per model,
+        batch shape and machine, then remembered); the generators are put back afterwards,
+        so the run's draws do not depend on the probe."""
+        state = capture_rng_state()
+        try:
+            batch = self.augment(to_device(next(iter(self.train_loader)), self.ctx.device))
+            feed = ModelFeed.create(self.spec.mean, self.spec.std, self.ctx.device, self.model)
+            choice = choose_setting(self.model, self.loss, feed, batch, settings)
+        finally:
+            restore_rng_state(state)
+        if self.config.amp == "bf16" and choice.amp == "none":
+            print(slow_bf16_warning(choice.timings), file=sys.stderr, flush=True)
+        elif len(choice.timings) > 1:
+            how = "remembered" if choice.from_cache else "measured now"
+            self.progress.write(f"speed ({how}, seconds per training step): {describe_settings(choice.timings)}")
+        return choice.amp, choice.channels_last
+
+    def _build_optimization(self) -> None:
+        config, spec, ctx = self.config, self.spec, self.ctx
         self.steps_per_epoch = math.ceil(len(self.train_loader) / config.accum_steps)
         total_steps = config.epochs * self.steps_per_epoch
         warmup_steps = min(total_steps, round(config.warmup_epochs * self.steps_per_epoch))

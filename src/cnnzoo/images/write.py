@@ -19,18 +19,19 @@ from skimage.segmentation import find_boundaries
 from cnnzoo.images.arrays import as_float_image
 from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["display_rgb", "label_palette", "write_label_map", "write_overlay"]
+__all__ = ["class_palette", "display_rgb", "label_palette", "write_label_map", "write_overlay"]
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 
 
-def write_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write an HxW map of labels 0..65535 as a PNG whose pixel values are the labels."""
+def write_label_map(path: str | os.PathLike, labels: np.ndarray, palette: np.ndarray | None = None) -> None:
+    """Write an HxW map of labels 0..65535 as a PNG whose pixel values are the labels, shown in
+    ``palette``'s colours (``(N, 3)`` uint8, N <= 256; default :func:`label_palette`)."""
     labels = _check_label_map(labels)
     highest = int(labels.max())
     if highest < 256:
         picture = Image.fromarray(labels.astype(np.uint8))
-        picture.putpalette(label_palette(256).ravel().tolist())  # turns the "L" image into a "P" one
+        picture.putpalette(_full_palette(palette).ravel().tolist())  # turns the "L" image into a "P" one
     elif highest < 65536:
         picture = Image.fromarray(labels.astype(np.uint16))
     else:
@@ -39,16 +40,18 @@ def write_label_map(path: str | os.PathLike, labels: np.ndarray) -> None:
 
 
 def write_overlay(
-    path: str | os.PathLike, image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, boundaries: bool = True
+    path: str | os.PathLike, image: np.ndarray, labels: np.ndarray, alpha: float = 0.45, boundaries: bool = True,
+    palette: np.ndarray | None = None,
 ) -> None:
-    """Write ``image`` with each region tinted in its palette colour and, optionally, region outlines in white."""
+    """Write ``image`` with each region tinted in its colour of ``palette`` (``(N, 3)`` uint8;
+    default :func:`label_palette`) and, optionally, region outlines in white."""
     base = display_rgb(image)
     labels = _check_label_map(labels)
     if labels.shape != base.shape[:2]:
         raise ValueError(f"label map shape {labels.shape} does not match the image's {base.shape[:2]}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
-    tint = label_palette(int(labels.max()) + 1)[labels]
+    tint = _full_palette(palette, int(labels.max()) + 1)[labels]
     blended = (1 - alpha) * base + alpha * tint
     if boundaries:
         blended[find_boundaries(labels, mode="inner", background=-1)] = 255  # label 0 is a region too
@@ -68,6 +71,30 @@ def label_palette(num_labels: int) -> np.ndarray:
         value = 0.95 if (label // 2) % 2 == 0 else 0.75
         colours[label] = np.round(np.array(colorsys.hsv_to_rgb(hue, saturation, value)) * 255)
     return colours
+
+
+def class_palette(num_classes: int) -> np.ndarray:
+    """``(num_classes, 3)`` uint8 colours of the classes of a segmentation task: class 0
+    (background in every built-in set) black, then matplotlib's 20 distinct "tab20" colours.
+    The training plots, ``cnnzoo predict``'s masks and overlays all draw classes with it."""
+    from matplotlib import colormaps  # here, not at import: matplotlib costs the CLI's start-up
+
+    tab20 = colormaps["tab20"]
+    colours = [(0, 0, 0)] + [tuple(round(255 * c) for c in tab20(i % 20)[:3]) for i in range(max(0, num_classes - 1))]
+    return np.array(colours[:num_classes], dtype=np.uint8)
+
+
+def _full_palette(palette: np.ndarray | None, needed: int = 256) -> np.ndarray:
+    """``palette`` checked to hold a colour for each of ``needed`` labels (256 for a PNG's
+    palette: the rest from :func:`label_palette`)."""
+    if palette is None:
+        return label_palette(needed)
+    palette = np.asarray(palette, dtype=np.uint8)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) > 256:
+        raise ValueError(f"a palette is an (N, 3) array of at most 256 colours, got shape {palette.shape}")
+    if len(palette) >= needed:
+        return palette
+    return np.concatenate([palette, label_palette(needed)[len(palette):]])
 
 
 def display_rgb(image: np.ndarray) -> np.ndarray:
