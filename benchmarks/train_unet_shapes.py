@@ -10,8 +10,9 @@ Recipe (cnnzoo train's own engine):
   size, batch norm after every convolution;
 - AdamW, lr 3e-3, weight decay 1e-4, batch 16, a short linear warm-up then cosine decay;
 - loss cross-entropy + soft Dice (the Dice term pulls on the small classes' overlap, which
-  is what mean IoU scores); bf16 autocast; flips as augmentation (the set is drawn, so
-  more data is free: 4,000 training images).
+  is what mean IoU scores); bf16 autocast where the CPU has bf16 instructions (float32
+  elsewhere); flips as augmentation (the set is drawn, so more data is free: 4,000
+  training images by default, 3,000 in `make demo`, which uses this recipe).
 
 The number of epochs is chosen to fit the budget from a calibration of a few training
 steps, as in train_resnet20_fashion.py; everything counts against the budget.

@@ -15,6 +15,7 @@ DOCUMENTS = [
     "docs/data.md",
     "docs/training.md",
     "docs/predict_export.md",
+    "docs/deploy.md",
     "docs/experiments.md",
     "docs/models/fcn.md",
     "docs/models/unet_segnet.md",
