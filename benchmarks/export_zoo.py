@@ -58,7 +58,8 @@ def try_export(name: str, fmt: str, exporter: str, folder: Path) -> str:
     model = perturbed_model(name)
     for size in export_sizes(name):
         try:
-            result = export_model(model, out, format=fmt, exporter=exporter, input_size=size, dynamic_batch=True)
+            result = export_model(model, out, format=fmt, exporter=exporter, input_size=size, dynamic_batch=True,
+                                  dynamic_size=False)  # the table measures fixed-size graphs
         except ValueError as err:
             error = str(err).splitlines()[0]
             continue

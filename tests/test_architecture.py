@@ -42,6 +42,8 @@ ALLOWED: dict[str, set[str]] = {
                       "engine", "root"},
 }
 ROOT_MODULES_FLOOR = {"registry": "registry", "torchvision_compat": "registry"}
+# Sub-packages that belong to another floor: the weights create_model loads are the registry's.
+PACKAGE_FLOOR = {"pretrained": "registry"}
 
 
 def module_name(path: Path) -> str:
@@ -58,7 +60,7 @@ def floor(module: str) -> str:
         return "root"
     if len(parts) == 2 and parts[1] in ROOT_MODULES_FLOOR:
         return ROOT_MODULES_FLOOR[parts[1]]
-    return parts[1]
+    return PACKAGE_FLOOR.get(parts[1], parts[1])
 
 
 def imported_modules(module: str) -> Iterator[tuple[str, int]]:

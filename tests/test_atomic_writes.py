@@ -44,3 +44,25 @@ def test_a_folder_that_cannot_be_created_is_named(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(OSError, match=f"cannot create the folder {tmp_path / 'file' / 'sub'}"):
         check_output_path(tmp_path / "file" / "sub" / "out.png", create_folder=True)
+
+
+def test_files_written_together_appear_together_in_order(tmp_path, monkeypatch):
+    import os
+
+    from cnnzoo.utils.atomic import write_files_atomically
+
+    renamed, real_replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: (renamed.append(target), real_replace(source, target)))
+    paths = write_files_atomically({tmp_path / "m.bin": b"weights", tmp_path / "m.xml": b"graph"})
+    assert paths == renamed == [tmp_path / "m.bin", tmp_path / "m.xml"]
+    assert (tmp_path / "m.bin").read_bytes() == b"weights" and (tmp_path / "m.xml").read_bytes() == b"graph"
+
+
+def test_a_file_that_cannot_be_written_leaves_the_others_as_they_were(tmp_path):
+    from cnnzoo.utils.atomic import write_files_atomically
+
+    (tmp_path / "model.onnx").write_bytes(b"old")
+    with pytest.raises(OSError, match="cannot write"):
+        write_files_atomically({tmp_path / "model.onnx": b"new", tmp_path / "missing" / "model.json": b"{}"})
+    assert (tmp_path / "model.onnx").read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary left

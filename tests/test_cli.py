@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -160,3 +161,130 @@ def test_meta_model_has_the_real_models_shapes(name):
         {k: (v.shape, v.dtype) for k, v in real.state_dict().items()}
     # the initialisers still work outside it
     assert torch.nn.init.normal_(torch.zeros(1000)).std() > 0.5
+
+
+# ------------------------------------------------------------------ summary: channels, runs, plot message
+
+def test_summary_of_other_channels_says_which_option_builds_them(capsys):
+    code, out, err = run_cli(capsys, "summary", "resnet20", "--input", "1x28x28")
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "cnnzoo summary: error: resnet20 is built with 3 input channel(s) but --input 1x28x28 has 1: "
+        "add -k in_chans=1"
+    )
+    code, out, _ = run_cli(capsys, "summary", "resnet20", "--input", "1x28x28", "-k", "in_chans=1", "--format", "json")
+    total = json.loads(out)["total"]
+    # He et al. 2016, Table 6: ResNet-20 has 0.27 M parameters (269,722 with 3 channels); one
+    # input channel leaves 16 x 3 x 3 x 2 = 288 fewer weights in the first convolution.
+    assert code == 0 and total["params"] == 269_722 - 288
+    assert total["input_size"] == [1, 1, 28, 28]
+
+
+def test_summary_of_a_run_is_at_the_runs_model_and_input(capsys, tmp_path):
+    from test_cli_predict_export import make_run  # a run directory with a best checkpoint
+
+    make_run(tmp_path / "run", "resnet20", "classification", 3, 1, (12, 16))
+    expected = json.loads(run_cli(capsys, "summary", "resnet20", "-k", "in_chans=1", "-k", "num_classes=3",
+                                  "--input", "1x12x16", "--format", "json")[1])
+    for target in (tmp_path / "run", tmp_path / "run" / "best.safetensors"):
+        code, out, err = run_cli(capsys, "summary", str(target), "--format", "json")
+        assert code == 0, err
+        summary = json.loads(out)
+        assert summary["total"] == expected["total"] and summary["total"]["input_size"] == [1, 1, 12, 16]
+        assert summary["model"] == f"resnet20 ({target})"
+    code, out, _ = run_cli(capsys, "summary", str(tmp_path / "run"), "--input", "24x32", "--format", "json")
+    assert code == 0 and json.loads(out)["total"]["macs"] > expected["total"]["macs"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--input", "3x12x16"], "the run's resnet20 is built with 1 input channel(s) but --input 3x12x16 has 3: "
+                             "give --input as HxW"),
+    (["-k", "in_chans=1"], "model options apply only to a registered model name"),
+])
+def test_summary_of_a_run_refuses_what_does_not_fit_it(capsys, tmp_path, extra, message):
+    from test_cli_predict_export import make_run  # a run directory with a best checkpoint
+
+    make_run(tmp_path / "run", "resnet20", "classification", 3, 1, (12, 16))
+    code, _, err = run_cli(capsys, "summary", str(tmp_path / "run"), *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_summary_of_a_missing_checkpoint_is_a_user_error(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "summary", str(tmp_path / "nothing.safetensors"))
+    assert code == 2 and "no run directory or checkpoint at" in err
+
+
+class _Sink(io.RawIOBase):
+    """One place both streams write to, in the order the bytes leave them (a terminal, or
+    ``> log 2>&1``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.text += data if isinstance(data, str) else bytes(data).decode()
+        return len(data)
+
+
+def test_summary_plot_message_comes_after_the_summary_on_its_own_line(monkeypatch, tmp_path):
+    sink = _Sink()
+    # stdout buffered as Python buffers a file or a pipe, stderr unbuffered
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(io.BufferedWriter(sink, buffer_size=1 << 20)))
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(sink, write_through=True))
+    path = tmp_path / "r20.png"
+    assert main(["summary", "resnet20", "--depth", "0", "--plot", str(path)]) == 0
+    sys.stdout.flush()
+    lines = sink.text.splitlines()
+    assert lines[-1] == f"wrote {path}" and lines[-2].startswith("Receptive field:")
+    assert sink.text.endswith("\n")
+
+
+# ------------------------------------------------------------------ a reader that closes stdout early
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_stdout_ends_the_command_quietly(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["explain"]) == 141
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("argv, unbuffered", [(["explain"], False), (["explain"], True), (["--help"], False)])
+def test_a_reader_that_leaves_early_gets_no_error_message(argv, unbuffered):
+    # `cnnzoo explain | head -0`: the reading end is closed before the command writes a byte.
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    try:
+        result = subprocess.run([sys.executable, "-m", "cnnzoo.cli.main", *argv], stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, env=env)
+    finally:
+        os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
+
+
+# ------------------------------------------------------------------ compare: where the top-1 was measured
+
+def test_compare_at_another_input_says_where_the_top1_was_measured(capsys):
+    code, out, _ = run_cli(capsys, "compare", "resnet18", "squeezenet1_0", "--input", "3x128x128")
+    assert code == 0 and "3x128x128" in out
+    assert out.rstrip().splitlines()[-1] == (
+        "top-1 % at the published input (224x224), not at 128x128: the costs alone follow --input."
+    )
+    _, out, _ = run_cli(capsys, "compare", "resnet18", "inception_v3", "--input", "160", "--format", "markdown")
+    assert "(resnet18 224x224, inception_v3 299x299), not at 160x160" in out
+    _, out, _ = run_cli(capsys, "compare", "resnet18", "inception_v3")
+    assert "published input" not in out  # each at its own input: nothing to warn about
+    _, out, _ = run_cli(capsys, "compare", "resnet18", "unet", "--format", "json")
+    assert [row["top1_input"] for row in json.loads(out)] == ["224x224", None]  # unet: no published top-1

@@ -4,7 +4,7 @@ import pytest
 
 from cnnzoo.cli.options import parse_model_kwargs
 from cnnzoo.utils.sizes import parse_input_size
-from cnnzoo.utils.text import format_count, format_table
+from cnnzoo.utils.text import closest_names, format_count, format_table
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -47,3 +47,17 @@ def test_format_table_aligns_columns():
     assert table.splitlines() == ["a     bb", "----  --", "x      1", "long  22"]
     md = format_table(["a", "n"], [["x", "1"]], align_right={1}, markdown=True)
     assert md.splitlines() == ["| a | n |", "|---|--:|", "| x | 1 |"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("lr_rate", ["lr", "clip_grad"]),  # difflib alone offers only clip_grad
+    ("epoch", ["epochs", "warmup_epochs"]),
+    ("batchsize", ["batch_size"]),
+    ("LR", ["lr"]),
+    ("weight", ["weight_decay"]),
+    ("zqx", []),
+])
+def test_closest_names_rank_related_names_before_similar_ones(name, expected):
+    keys = ["model", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "clip_grad"]
+    assert closest_names(name, keys) == expected
+    assert len(closest_names("e", keys, n=2)) <= 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import numpy as np
 import onnxruntime
@@ -82,20 +83,32 @@ def test_predict_segmenter_writes_masks_and_overlays(capsys, tmp_path, images):
     (["{run}", "{tmp}/empty"], "no images"),
     (["{tmp}/no-run", "{images}"], "no checkpoint at"),
     (["{run}", "{images}", "--tile-size", "32"], "applies only to segmentation"),
+    (["{segmenter}", "{images}", "--keep-aspect"], "aspect ratio applies only to classifiers"),
     (["{run}", "{images}", "--out", "{tmp}/file.txt"], "is a file"),
     (["{run}", "{tmp}/broken.png"], "broken.png"),
 ])
 def test_predict_bad_input_is_one_line_and_exit_code_2(capsys, tmp_path, images, argv, message):
     make_run(tmp_path / "run", "resnet20", "classification", 3, 1, (12, 12))
+    make_run(tmp_path / "segmenter", "unet", "segmentation", 2, 1, (16, 16), base_width=4, depth=2, padding=True)
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.txt").write_text("")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    values = {"run": tmp_path / "run", "tmp": tmp_path, "images": images}
+    values = {"run": tmp_path / "run", "tmp": tmp_path, "images": images, "segmenter": tmp_path / "segmenter"}
     code, out, err = run_cli(capsys, "predict", *[a.format(**values) for a in argv])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------------- export
+
+def assert_onnx_gives(path, model, x, model_input=None):
+    """The ONNX file at ``path`` gives, for the input ``x``, the model's outputs on
+    ``model_input`` (default ``x``); returns its onnxruntime session."""
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = model(x if model_input is None else model_input).numpy()
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0], expected, atol=1e-4)
+    return session
+
 
 def test_export_a_run_and_load_it_with_onnxruntime(capsys, tmp_path):
     model = make_run(tmp_path / "run", "resnet20", "classification", 3, 1, (12, 12))
@@ -103,11 +116,44 @@ def test_export_a_run_and_load_it_with_onnxruntime(capsys, tmp_path):
     code, stdout, err = run_cli(capsys, "export", tmp_path / "run", "--out", out, "--dynamic-batch")
     assert code == 0, err
     assert "input 1x12x12" in stdout and "onnxruntime agrees" in stdout
-    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    x = torch.randn(3, 1, 12, 12)
+    assert_onnx_gives(out, model, torch.randn(3, 1, 12, 12))
+
+
+def test_export_a_segmenter_with_a_free_size_and_its_metadata(capsys, tmp_path):
+    model = make_run(tmp_path / "run", "unet", "segmentation", 2, 1, (96, 96), base_width=4, depth=2, padding=True)
+    out = tmp_path / "unet.onnx"
+    code, stdout, err = run_cli(capsys, "export", tmp_path / "run", "--out", out)
+    assert code == 0, err
+    assert "input 1xHxW (H, W = 4 + 4k; checked at 96x96, 100x104)" in stdout and "unet.json" in stdout
+    session = assert_onnx_gives(out, model, torch.randn(1, 1, 304, 384))  # exported at 96x96
+    metadata = json.loads((tmp_path / "unet.json").read_text())
+    assert metadata["class_names"] == ["c0", "c1"] and metadata["size_multiple"] == 4 and metadata["dynamic_size"]
+    assert session.get_modelmeta().custom_metadata_map["task"] == "segmentation"
+
+
+def test_export_fixed_size_and_uint8_input(capsys, tmp_path):
+    model = make_run(tmp_path / "run", "resnet20", "classification", 3, 1, (12, 12))
+    out = tmp_path / "r.onnx"
+    code, stdout, err = run_cli(capsys, "export", tmp_path / "run", "--out", out, "--preprocess-in-graph")
+    assert code == 0, err
+    assert "input 1x12x12, uint8 normalized in the graph" in stdout
+    images = torch.randint(0, 256, (1, 1, 12, 12), dtype=torch.uint8)
+    assert_onnx_gives(out, model, images, model_input=(images.float() / 255 - 0.5) / 0.25)
+    code, stdout, err = run_cli(capsys, "export", tmp_path / "run", "--out", out, "--fixed-size", "--format", "onnx")
+    assert code == 0 and "input 1x12x12," in stdout
+
+
+def test_predict_keep_aspect_crops_the_centre(capsys, tmp_path):
+    model = make_run(tmp_path / "run", "resnet20", "classification", 3, 1, (12, 12))
+    pixels = np.random.default_rng(1).integers(0, 256, (12, 24), dtype=np.uint8)
+    save_png(tmp_path / "wide" / "w.png", pixels)
+    code, _, err = run_cli(capsys, "predict", tmp_path / "run", tmp_path / "wide", "--keep-aspect", "--top-k", "1",
+                           "--format", "csv", "--out", tmp_path / "out")
+    assert code == 0, err
+    centre = torch.from_numpy(pixels[:, 6:18].astype(np.float32) / 255)[None, None]  # 12x24 covers 12x12 as it is
     with torch.no_grad():
-        expected = model(x).numpy()
-    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0], expected, atol=1e-4)
+        best = int(model((centre - 0.5) / 0.25).argmax())
+    assert (tmp_path / "out" / "predictions.csv").read_text().splitlines()[1].split(",")[3] == f"c{best}"
 
 
 def test_export_a_model_name_with_options_and_a_size(capsys, tmp_path):
@@ -128,6 +174,10 @@ def test_export_a_model_name_with_options_and_a_size(capsys, tmp_path):
     (["resnet20", "--out", "{tmp}/a.onnx", "--input-size", "3x0x4"], "must be positive"),
     (["alexnet", "--out", "{tmp}/a.onnx", "--input-size", "32"], "63"),
     (["resnet20", "--out", "{tmp}/a.onnx", "-k", "widht=2"], "bad option for model"),
+    (["alexnet", "--out", "{tmp}/a.onnx", "--dynamic-size"], "pools to a fixed 6x6 grid"),
+    (["resnet20", "--out", "{tmp}/a.pt", "--format", "torchscript", "--preprocess-in-graph"],
+     "needs the mean and std of a trained run"),
+    (["resnet20", "--out", "{tmp}/a.json"], "another suffix than .json"),
 ])
 def test_export_bad_input_is_one_line_and_exit_code_2(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, "export", *[a.format(tmp=tmp_path) for a in argv])

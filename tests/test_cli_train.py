@@ -181,3 +181,24 @@ def test_evaluate_errors(capsys, tmp_path):
     folder = make_class_folder(tmp_path / "images")
     code, _, err = run_cli(capsys, "evaluate", str(run), "--data", str(folder))
     assert code == 2 and "does not fit the checkpoint: task classification vs segmentation" in err
+
+
+def test_tensorboard_asked_for_without_the_package_warns_and_trains(capsys, tmp_path, monkeypatch):
+    import sys
+
+    from cnnzoo.engine.tensorboard_log import MISSING
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # as if tensorboard were not installed
+    code, out, err = run_cli(capsys, "train", *TINY_UNET, "--epochs", "1", "--tensorboard", "--out", str(tmp_path / "run"))
+    assert code == 0 and "best epoch 1" in out
+    assert err.count(MISSING) == 1 and "pip install tensorboard" in err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["tensorboard"] is True
+
+
+@pytest.mark.parametrize("flag, value", [([], None), (["--tensorboard"], True), (["--no-tensorboard"], False)])
+def test_tensorboard_flag(flag, value):
+    from cnnzoo.cli.main import build_parser
+    from cnnzoo.cli.train import gather_config
+
+    args = build_parser().parse_args(["train", "resnet20", "--data", "shapes", *flag])
+    assert gather_config(args).tensorboard is value

@@ -381,6 +381,23 @@ def test_label_beyond_classes_file_names_the_mask(tmp_path):
             spec.val[i]
 
 
+@pytest.mark.parametrize("preload_bytes", [None, 0])
+@pytest.mark.parametrize("classes_file", [True, False])
+def test_black_and_white_masks_are_explained(tmp_path, preload_bytes, classes_file):
+    root = seg_folder(tmp_path / "seg", labels=(0, 255), palette=False)  # foreground saved as 255
+    if classes_file:
+        (root / "classes.txt").write_text("background\nobject\n")
+    options = {} if preload_bytes is None else {"preload_bytes": preload_bytes}
+    with pytest.raises(ValueError, match=r"hold only 0 and 255 \(e.g. .*img\d.png\): 255 is the ignore label, so "
+                                         r"every foreground pixel would be ignored; save the foreground as 1"):
+        load_folder(root, **options)
+
+
+def test_masks_with_classes_and_some_255_are_fine(tmp_path):
+    spec = load_folder(seg_folder(tmp_path / "seg", labels=(0, 1, 255)))
+    assert spec.num_classes == 2
+
+
 def test_image_without_mask_names_both(tmp_path):
     root = seg_folder(tmp_path / "seg")
     (root / "masks" / "img3.png").unlink()

@@ -247,3 +247,57 @@ def test_a_runner_that_disagrees_is_refused(monkeypatch):
         compile_runner(model, (1, 28, 28), "tvm")
     with pytest.raises(ValueError, match="batch size must be a positive integer"):
         compile_runner(model, (1, 28, 28), "torch", batch=0)
+
+
+# ------------------------------------------------------------------- exports that describe themselves
+
+def test_uint8_input_divides_by_255_and_normalizes():
+    from cnnzoo.deploy.preprocess import Uint8Input
+
+    model = seeded("resnet20", num_classes=3)
+    wrapped = Uint8Input(model, (0.4, 0.5, 0.6), (0.2, 0.25, 0.5)).eval()
+    images = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1), torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(images), model(((images.double() / 255 - mean) / std).float()))
+    with pytest.raises(ValueError, match="takes uint8 images"):
+        wrapped(images.float())
+    with pytest.raises(ValueError, match="std must be positive"):
+        Uint8Input(model, (0.5,), (0.0,))
+
+
+def test_onnx_metadata_is_added_and_replaced():
+    import onnx
+
+    from cnnzoo.deploy.onnx import to_onnx, with_metadata
+
+    data, _ = to_onnx(nn.Conv2d(1, 1, 1).eval(), torch.randn(1, 1, 4, 4), exporter="legacy")
+    first = with_metadata(data, {"task": "classification", "mean": "[0.5]"})
+    second = with_metadata(first, {"mean": "[0.25]"})
+    props = {entry.key: entry.value for entry in onnx.load_model_from_string(second).metadata_props}
+    assert props == {"task": "classification", "mean": "[0.25]"}
+
+
+def test_to_onnx_leaves_the_height_and_width_free_on_request():
+    import onnx
+
+    from cnnzoo.deploy.onnx import to_onnx
+
+    data, _ = to_onnx(nn.Conv2d(1, 2, 3, padding=1).eval(), torch.randn(1, 1, 8, 8), exporter="legacy",
+                      dynamic_size=True)
+    dims = onnx.load_model_from_string(data).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value or d.dim_param for d in dims] == [1, 1, "height", "width"]
+
+
+@pytest.mark.skipif("openvino" not in RUNTIMES_HERE, reason="openvino is not installed")
+def test_openvino_runner_compiles_each_input_shape():
+    model = seeded("unet", num_classes=2, in_chans=1, base_width=4, depth=2, padding=True)
+    from cnnzoo.deploy.onnx import to_onnx
+
+    data, _ = to_onnx(model, torch.randn(2, 1, 16, 16), dynamic_batch=True, dynamic_size=True)
+    runner = runners_module.OpenVinoRunner(model, (1, 16, 16), "fp32", data)
+    for shape in [(1, 1, 16, 16), (3, 1, 24, 32)]:
+        x = torch.randn(shape)
+        with torch.no_grad():
+            torch.testing.assert_close(runner(x), model(x), atol=1e-4, rtol=1e-4)
+    assert sorted(runner.compiled) == [(1, 1, 16, 16), (3, 1, 24, 32)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 
 import numpy as np
@@ -11,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from cnnzoo.engine import checkpoint as ckpt
 from cnnzoo.engine.checkpoint import load_trained, load_training_state, load_weights, read_checkpoint, save_checkpoint
 from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state
 from cnnzoo.engine.optim import build_optimizer, build_scheduler
@@ -90,7 +90,7 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_both(tmp_path):
 def test_an_interrupted_save_is_detected_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     first, second = trained_resnet20(), create_model("resnet20", in_chans=1)
     save_checkpoint(tmp_path / "last", first, meta_for(epoch=1))
-    real_replace, calls = ckpt.os.replace, []
+    real_replace, calls = os.replace, []
 
     def crash_before_the_sidecar(source, destination):
         calls.append(destination)
@@ -98,7 +98,7 @@ def test_an_interrupted_save_is_detected_and_leaves_no_temporary_files(tmp_path,
             raise OSError("disk full")
         real_replace(source, destination)
 
-    monkeypatch.setattr(ckpt.os, "replace", crash_before_the_sidecar)
+    monkeypatch.setattr(os, "replace", crash_before_the_sidecar)  # utils.atomic renames the files
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(tmp_path / "last", second, meta_for(epoch=2))
     monkeypatch.undo()

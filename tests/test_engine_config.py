@@ -31,7 +31,8 @@ def test_json_config_files_are_read(tmp_path):
 
 def test_task_and_optimizer_defaults_are_filled_in():
     classifier = resolve_config({}, {"model": "resnet20", "data": "fashion-mnist"})
-    assert (classifier.optimizer, classifier.batch_size, classifier.loss) == ("sgd", 128, "ce")
+    assert (classifier.optimizer, classifier.loss) == ("sgd", "ce")
+    assert classifier.batch_size is None  # fitted to the training set by the trainer (fit_batch_size)
     assert (classifier.lr, classifier.weight_decay) == (0.1, 5e-4)
     adamw = resolve_config({}, {"model": "resnet20", "data": "x", "optimizer": "adamw"})
     assert (adamw.lr, adamw.weight_decay) == (1e-3, 0.01)
@@ -44,6 +45,19 @@ def test_unknown_key_names_the_closest_valid_keys(tmp_path):
         load_config(path)
     with pytest.raises(ValueError, match=r"unknown option 'lerning_rate'"):
         resolve_config({"lerning_rate": 0.1}, {"model": "resnet20", "data": "x"})
+
+
+@pytest.mark.parametrize("key, first", [("lr_rate", "lr"), ("epoch", "epochs"), ("batchsize", "batch_size"),
+                                        ("batch-szie", "batch_size"), ("Epochs_count", "epochs")])
+def test_unknown_key_offers_the_key_it_most_likely_meant_first(key, first):
+    with pytest.raises(ValueError, match=rf"unknown option '{key}' in the config; did you mean {first}\b"):
+        resolve_config({key: 1}, {"model": "resnet20", "data": "x"})
+
+
+def test_unknown_key_without_a_near_one_lists_the_valid_keys():
+    with pytest.raises(ValueError, match=r"unknown option 'zqx' in the flags; valid keys: model, data, ") as info:
+        resolve_config({}, {"model": "resnet20", "data": "x", "zqx": 1})
+    assert "did you mean" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -116,3 +130,15 @@ def test_augment_levels_are_the_data_packages():
     from cnnzoo.engine.config import AUGMENT_LEVELS
 
     assert AUGMENT_LEVELS == LEVELS
+
+
+@pytest.mark.parametrize("task, images, batch", [
+    ("classification", 60_000, 128), ("classification", 400, 16), ("classification", 4000, 128),
+    ("classification", 100, 4), ("classification", 10, 4), ("segmentation", 3000, 8), ("segmentation", 40, 4),
+    ("segmentation", 100, 4), ("segmentation", 130, 8),
+])
+def test_the_default_batch_size_fits_small_training_sets(task, images, batch):
+    from cnnzoo.engine.config import fit_batch_size
+
+    assert fit_batch_size(task, images) == batch
+    assert images // batch >= 16 or batch == 4  # 16 steps an epoch or more, unless the set is tiny

@@ -13,7 +13,7 @@ from cnnzoo.engine.batches import ModelFeed
 from cnnzoo.engine.losses import build_loss
 from cnnzoo.engine.trainer import train
 from cnnzoo.registry import create_model
-from test_engine_train import config_for
+from test_engine_train import config_for, train_interrupted_after_epoch_1
 
 CPU, GPU = torch.device("cpu"), torch.device("cuda")
 
@@ -163,7 +163,7 @@ def slow_bf16(*args, **kwargs):
 
 
 def test_a_run_without_native_bf16_that_finds_it_slower_trains_in_float32(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(trainer, "precision_choices", lambda device, amp: ["none", "bf16"])
+    monkeypatch.setattr(speed, "precision_choices", lambda device, amp: ["none", "bf16"])
     monkeypatch.setattr(trainer, "choose_setting", slow_bf16)
     result = train(config_for(tmp_path, epochs=1, amp="bf16", threads=1))
     assert "warning: --amp bf16 is slower than float32" in capsys.readouterr().err
@@ -196,3 +196,15 @@ def test_the_thread_count_of_a_run_is_put_back(tmp_path):
     before = torch.get_num_threads()
     train(config_for(tmp_path, epochs=1, threads=2))
     assert torch.get_num_threads() == before
+
+
+def test_a_resumed_run_keeps_the_memory_format_it_recorded(tmp_path, monkeypatch):
+    def contiguous_wins(model, loss_fn, feed, batch, settings):
+        return speed.SettingChoice("none", False, {("none", True): 0.3, ("none", False): 0.1}, from_cache=False)
+
+    monkeypatch.setattr(trainer, "choose_setting", contiguous_wins)
+    first = config_for(tmp_path, epochs=2)
+    train_interrupted_after_epoch_1(monkeypatch, first)
+    monkeypatch.setattr(trainer, "choose_setting", lambda *args: pytest.fail("a resumed run measures nothing"))
+    resumed = train(config_for(tmp_path, data=first.data, epochs=2, resume=str(tmp_path / "run"), out=None))
+    assert json.loads((resumed.run_dir / "config.json").read_text())["channels_last"] is False

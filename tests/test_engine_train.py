@@ -105,12 +105,8 @@ def test_classification_run_writes_its_directory(tmp_path, capsys):
     assert "epoch 2/2" in out and "img/s" in out and "ETA" in out
 
 
-@pytest.mark.slow
-def test_resume_continues_bit_for_bit(tmp_path, monkeypatch):
-    data = str(make_class_folder(tmp_path / "images"))
-    # The same 2-epoch run twice: once straight through ...
-    straight = train(config_for(tmp_path, data=data, out=str(tmp_path / "straight"), augment="default"))
-    # ... and once interrupted after epoch 1, then resumed.
+def train_interrupted_after_epoch_1(monkeypatch, config) -> None:
+    """Train ``config`` and stop it (Ctrl-C) when epoch 2 begins: epoch 1 is saved."""
     original_epoch = trainer_module._Run._epoch
 
     def interrupted(self, epoch):
@@ -118,11 +114,21 @@ def test_resume_continues_bit_for_bit(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         original_epoch(self, epoch)
 
-    monkeypatch.setattr(trainer_module._Run, "_epoch", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        train(config_for(tmp_path, data=data, out=str(tmp_path / "parts"), augment="default"))
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer_module._Run, "_epoch", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            train(config)
+
+
+@pytest.mark.slow
+def test_resume_continues_bit_for_bit(tmp_path, monkeypatch):
+    data = str(make_class_folder(tmp_path / "images"))
+    # The same 2-epoch run twice: once straight through ...
+    straight = train(config_for(tmp_path, data=data, out=str(tmp_path / "straight"), augment="default"))
+    # ... and once interrupted after epoch 1, then resumed.
+    train_interrupted_after_epoch_1(monkeypatch, config_for(tmp_path, data=data, out=str(tmp_path / "parts"),
+                                                            augment="default"))
     assert load_trained(tmp_path / "parts", "last").meta.epoch == 1
-    monkeypatch.undo()
     resumed = train(config_for(tmp_path, data=data, resume=str(tmp_path / "parts"), out=None, augment="default"))
 
     weights_straight = read_checkpoint(straight.run_dir, "last")[0]
@@ -367,45 +373,3 @@ def test_plots_are_png_files(tmp_path):
     for path in paths:
         assert path.read_bytes().startswith(PNG_SIGNATURE)
     assert center_crop(torch.arange(16).view(4, 4), 2, 2).tolist() == [[5, 6], [9, 10]]
-
-
-def test_tensorboard_events_are_logged_when_it_is_installed(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    logged = []
-
-    class FakeWriter:  # stands in for torch.utils.tensorboard.SummaryWriter
-        def __init__(self, log_dir):
-            logged.append(("log_dir", log_dir))
-
-        def add_scalar(self, tag, value, step):
-            logged.append((tag, value, step))
-
-        def flush(self):
-            pass
-
-        def close(self):
-            logged.append(("closed",))
-
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
-    run = RunDir(tmp_path / "run")
-    run.create()
-    run.log_tensorboard(1, {"epoch": 1, "train_loss": 0.5, "iou_per_class": [0.1], "acc1": 0.25})
-    run.log_tensorboard(2, {"epoch": 2, "train_loss": 0.4, "acc1": 0.5})
-    run.close()
-    assert logged == [
-        ("log_dir", str(tmp_path / "run" / "tensorboard")),
-        ("train_loss", 0.5, 1), ("acc1", 0.25, 1), ("train_loss", 0.4, 2), ("acc1", 0.5, 2), ("closed",),
-    ]
-
-
-def test_without_tensorboard_nothing_is_logged(tmp_path, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import raises ImportError
-    run = RunDir(tmp_path / "run")
-    run.create()
-    run.log_tensorboard(1, {"epoch": 1, "train_loss": 0.5})
-    run.close()
-    assert not (tmp_path / "run" / "tensorboard").exists()

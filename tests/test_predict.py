@@ -260,3 +260,92 @@ def test_prepare_image_normalizes_with_the_run_statistics():
     x = prepare_image(image, meta, resize=True)
     assert x.shape == (1, 3, 2, 2)
     np.testing.assert_allclose(x[0, :, 0, 0].numpy(), [1.0, 1.0, 0.25])
+
+
+# ------------------------------------------------------------- resizing as the run says
+# Expected inputs are computed with Pillow (float "F" images, one channel at a time, which
+# PyTorch's antialiased bilinear and bicubic reproduce to float rounding) and a NumPy slice.
+
+PIL_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
+def pil_resize(image_chw: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
+    channels = [np.asarray(Image.fromarray(c, mode="F").resize((width, height), PIL_FILTERS[interpolation]))
+                for c in image_chw]
+    return np.clip(np.stack(channels), 0, 1)
+
+
+def classifier_meta(image_size, resize_size=None, interpolation="bilinear", in_chans=3):
+    return RunMeta(model="resnet20", task="classification", num_classes=4, in_chans=in_chans,
+                   class_names=[f"class{i}" for i in range(4)], mean=(MEAN,) * in_chans, std=(STD,) * in_chans,
+                   image_size=image_size, ignore_index=None, data="test", epoch=0, metrics={},
+                   resize_size=resize_size, interpolation=interpolation)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_a_run_with_a_resize_size_resizes_the_shorter_side_and_crops_the_centre(interpolation):
+    image = np.random.default_rng(3).random((3, 40, 60), dtype=np.float32)  # H 40 < W 60
+    meta = classifier_meta((24, 24), resize_size=32, interpolation=interpolation)
+    x = prepare_image(torch.from_numpy(image), meta, resize=True)
+    # Shorter side 40 -> 32, the longer 60 -> 48 (aspect kept); centre 24x24: rows 4..28, columns 12..36.
+    expected = pil_resize(image, 32, 48, interpolation)[:, 4:28, 12:36]
+    np.testing.assert_allclose(x[0].numpy(), (expected - MEAN) / STD, atol=1e-5)
+
+
+def test_nearest_interpolation_samples_each_pixel_centre():
+    image = np.random.default_rng(4).random((1, 30, 20), dtype=np.float32)  # W 20 the shorter side
+    meta = classifier_meta((16, 16), resize_size=16, interpolation="nearest", in_chans=1)
+    x = prepare_image(torch.from_numpy(image), meta, resize=True)
+    # 30x20 -> 24x16; source index floor((i + 0.5) * 30 / 24) per row, floor((j + 0.5) * 20 / 16) per column.
+    rows = np.floor((np.arange(24) + 0.5) * 30 / 24).astype(int)
+    cols = np.floor((np.arange(16) + 0.5) * 20 / 16).astype(int)
+    expected = image[:, rows][:, :, cols][:, 4:20, :]  # centre 16 of the 24 rows
+    np.testing.assert_array_equal(x[0].numpy(), (expected - MEAN) / STD)
+
+
+def test_without_a_resize_size_images_are_squashed_unless_the_aspect_is_kept():
+    image = np.random.default_rng(5).random((3, 30, 50), dtype=np.float32)
+    meta = classifier_meta((20, 20))
+    squashed = prepare_image(torch.from_numpy(image), meta, resize=True)
+    np.testing.assert_allclose(squashed[0].numpy(), (pil_resize(image, 20, 20, "bilinear") - MEAN) / STD, atol=1e-5)
+    kept = prepare_image(torch.from_numpy(image), meta, resize=True, keep_aspect=True)
+    # Covering 20x20 with the aspect 30:50: 20x33 (50 * 20 // 30); centre columns 6..26 (round(13 / 2) = 6).
+    expected = pil_resize(image, 20, 33, "bilinear")[:, :, 6:26]
+    np.testing.assert_allclose(kept[0].numpy(), (expected - MEAN) / STD, atol=1e-5)
+
+
+def test_predict_feeds_the_model_the_cropped_image(tmp_path):
+    model, _ = make_run(tmp_path / "run", "resnet20", "classification", 4, 3, (16, 16))
+    sidecar = tmp_path / "run" / "best.json"
+    values = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**values, "resize_size": 20, "interpolation": "bicubic"}))
+    pixels = np.random.default_rng(6).integers(0, 256, (30, 24, 3), dtype=np.uint8)
+    image = save_png(tmp_path / "a.png", pixels)
+    (prediction,) = predict(tmp_path / "run", [image], top_k=4).predictions
+    # 30x24 -> 25x20 (shorter side 20), centre 16x16: rows round(9 / 2) = 4 .. 20, columns 2..18.
+    chw = pixels.transpose(2, 0, 1).astype(np.float32) / 255
+    x = (torch.from_numpy(pil_resize(chw, 25, 20, "bicubic")[:, 4:20, 2:18])[None] - MEAN) / STD
+    with torch.no_grad():
+        expected = model(x.float()).softmax(dim=1)[0].numpy()
+    np.testing.assert_allclose(prediction.probabilities, np.sort(expected)[::-1], atol=1e-5)
+
+
+def test_centre_crops_split_odd_margins_as_torchvision():
+    # torchvision's CenterCrop: top = int(round((H - h) / 2)), Python's round (half to even).
+    from cnnzoo.data.in_memory import center_crop_image, cover_size, shorter_side_size
+
+    rows = torch.arange(10.0).view(1, 10, 1)
+    assert center_crop_image(rows, (7, 1)).flatten().tolist() == [2, 3, 4, 5, 6, 7, 8]  # margin 3: 2 above
+    assert center_crop_image(rows, (5, 1)).flatten().tolist() == [2, 3, 4, 5, 6]  # margin 5: round(2.5) = 2
+    assert shorter_side_size(480, 640, 256) == (256, 341) and shorter_side_size(640, 480, 256) == (341, 256)
+    assert cover_size(30, 50, (20, 40)) == (24, 40)  # the width binds: 40 / 50 > 20 / 30
+    with pytest.raises(ValueError, match="cannot crop a 10x1 image to a larger 12x1"):
+        center_crop_image(rows, (12, 1))
+
+
+def test_keep_aspect_is_for_classifiers_and_unknown_interpolations_are_named(segmenter_run, tmp_path):
+    image = save_png(tmp_path / "a.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(ValueError, match="aspect ratio applies only to classifiers"):
+        predict(segmenter_run[0], [image], keep_aspect=True)
+    with pytest.raises(ValueError, match="unknown interpolation 'lanczos'; choose one of bilinear, bicubic, nearest"):
+        prepare_image(torch.zeros(3, 8, 8), classifier_meta((4, 4), interpolation="lanczos"), resize=True)

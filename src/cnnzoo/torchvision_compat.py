@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from cnnzoo.utils.text import first_few
+
 __all__ = ["load_torchvision_state_dict", "torchvision_to_cnnzoo_keys"]
 
 
@@ -42,15 +44,10 @@ def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch
     unexpected = sorted(set(renamed) - set(own)) if strict else []
     mismatched = sorted(k for k in set(own) & set(renamed) if own[k].shape != renamed[k].shape)
     problems = [
-        f"{what} {_first_few(keys)}"
+        f"{what} {first_few(keys)}"
         for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch in", mismatched))
         if keys
     ]
     if problems:
         raise ValueError(f"checkpoint does not fit {type(model).__name__}: " + "; ".join(problems))
     return model.load_state_dict(renamed, strict=strict)
-
-
-def _first_few(keys: list[str], shown: int = 5) -> str:
-    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
-    return ", ".join(keys[:shown]) + more

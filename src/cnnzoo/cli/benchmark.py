@@ -8,6 +8,7 @@ from cnnzoo.cli.options import (
     add_input_size_option,
     add_model_kwargs_option,
     add_threads_option,
+    add_weights_option,
     add_which_option,
     parse_model_kwargs,
     parse_size_option,
@@ -51,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_threads_option(p)
     add_which_option(p)
     add_model_kwargs_option(p)
+    add_weights_option(p)
     p.set_defaults(run=run)
     return p
 
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     size, rows = benchmark(
         args.source, runtimes, _batches(args.batch), int8=args.int8, threads=args.threads,
         input_size=parse_size_option(args.input_size), rounds=args.rounds,
-        model_kwargs=parse_model_kwargs(args.model_kwargs), which=args.which, log=print,
+        model_kwargs=parse_model_kwargs(args.model_kwargs), which=args.which, log=print, weights=args.weights,
     )
     header = ["runner", "batch", "img/s", "p50 ms", "p90 ms", "model", "run", "x eager"]
     body = [[row.runner, str(row.batch), f"{row.images_per_second:.1f}", f"{row.p50_ms:.1f}", f"{row.p90_ms:.1f}",

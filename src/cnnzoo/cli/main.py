@@ -3,12 +3,15 @@
 Each sub-command lives in its own module exposing ``add_parser(subparsers)`` and
 ``run(args) -> int``. Errors a user can cause (a bad name, a bad path, a malformed size)
 surface as ``ValueError`` / ``OSError`` and end here in one line on stderr and exit code 2.
+A reader that closes stdout early (``cnnzoo evaluate RUN | head -1``) ends the command
+quietly with exit code 141, the shell's code for a command stopped by a closed pipe.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from cnnzoo import __version__
@@ -23,10 +26,12 @@ COMMAND_MODULES = (
     "cnnzoo.cli.predict",
     "cnnzoo.cli.export",
     "cnnzoo.cli.benchmark",
+    "cnnzoo.cli.weights",
     "cnnzoo.cli.experiment",
 )
 
 USER_ERRORS = (ValueError, OSError, KeyError)
+PIPE_CLOSED = 141  # 128 + SIGPIPE, as `yes | head -1` leaves `yes`
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +48,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; its exit code: 0, 2 for a user's error, 130 when interrupted,
+    :data:`PIPE_CLOSED` when the reader of stdout left early (nothing more is said)."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a reader gone shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _stdout_closed() -> int:
+    """Python's recipe for a closed stdout: point it at devnull, so that the interpreter's
+    last flush has nowhere to fail, and exit without a message."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (io.UnsupportedOperation)
+        sys.stdout = os.fdopen(devnull, "w")
+    else:
+        os.close(devnull)
+    return PIPE_CLOSED
+
+
+def _run(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # an OSError, but not the user's: main ends quietly
+        raise
     except USER_ERRORS as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cnnzoo {args.command}: error: {message}", file=sys.stderr)

@@ -60,6 +60,15 @@ def add_model_kwargs_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+WEIGHTS_HELP = ("start from these weights: torchvision's published ones by name (IMAGENET1K_V1, IMAGENET1K_V2, "
+                "DEFAULT; looked up in the torch hub cache), a .safetensors / .pth file, or a cnnzoo run directory")
+
+
+def add_weights_option(parser: argparse.ArgumentParser) -> None:
+    """``--weights NAME|FILE|RUN_DIR``: pretrained weights for the model (:mod:`cnnzoo.pretrained`)."""
+    parser.add_argument("--weights", metavar="NAME|FILE|RUN_DIR", help=WEIGHTS_HELP)
+
+
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads N``: PyTorch's (and the runtimes') intra-op threads; default: all cores."""
     parser.add_argument("--threads", type=int, metavar="N",

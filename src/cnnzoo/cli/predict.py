@@ -8,6 +8,7 @@ from cnnzoo.cli.options import (
     add_device_option,
     add_runtime_options,
     add_threads_option,
+    add_weights_option,
     add_which_option,
     apply_threads,
     max_drop_fraction,
@@ -33,19 +34,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "class indices) and, with --overlay, OUT/NAME_overlay.png (the image tinted with the\n"
             f"class colours). Images larger than {side}x{side} pixels, or all with --tile-size,\n"
             "are predicted tile by tile (overlap-tile, mirrored borders), in bounded memory.\n"
-            "Images are prepared as in training: the run's channels, size (classifiers) and\n"
-            "normalization."
+            "Images are prepared as in training: the run's channels, size (classifiers: resized,\n"
+            "or for a run with a resize size, e.g. ImageNet-pretrained, shorter side resized and\n"
+            "the centre cropped) and normalization."
         ),
         epilog=(
             "examples:\n"
             "  cnnzoo predict runs/resnet20-fashion photos/ --top-k 3 --out results --format csv\n"
             "  cnnzoo predict runs/unet-shapes scan.png --out masks --overlay\n"
             "  cnnzoo predict runs/unet-shapes/best.safetensors big_scan.tif --tile-size 256 --out masks\n"
-            "  cnnzoo predict runs/resnet20-fashion photos/ --runtime auto --int8   (fastest runtime, int8)"
+            "  cnnzoo predict runs/resnet20-fashion photos/ --runtime auto --int8   (fastest runtime, int8)\n"
+            "  cnnzoo predict resnet50 --weights IMAGENET1K_V2 photo.jpg           (ImageNet-1k classes, pretrained)"
         ),
     )
-    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT", help="a run directory (its best checkpoint) or a "
-                   ".safetensors checkpoint")
+    p.add_argument("source", metavar="RUN_DIR|CHECKPOINT|MODEL", help="a run directory (its best checkpoint), a "
+                   ".safetensors checkpoint, or a registered model with --weights")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     p.add_argument("--out", metavar="DIR", help="output folder (segmenters: default ./predictions; classifiers: "
                    "nothing written without it)")
@@ -53,7 +56,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--format", choices=PREDICTION_FORMATS, help="classifiers: file format (default json)")
     p.add_argument("--tile-size", type=int, metavar="T", help="segmenters: predict in tiles of TxT input pixels")
     p.add_argument("--overlay", action="store_true", help="segmenters: also write the image tinted with the classes")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="classifiers: resize each image to cover the run's input size, keeping its aspect "
+                        "ratio, and crop the centre (instead of resizing it to the input size); runs with a "
+                        "resize size, as ImageNet-pretrained ones, always do so")
     add_which_option(p)
+    add_weights_option(p)
     add_device_option(p)
     add_runtime_options(p)
     add_threads_option(p)
@@ -66,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     result = predict(
         args.source, args.inputs, out=args.out, top_k=args.top_k, format=args.format, tile_size=args.tile_size,
         overlay=args.overlay, which=args.which, device=args.device, runtime=args.runtime, precision=args.precision,
-        max_drop=max_drop_fraction(args.max_drop),
+        max_drop=max_drop_fraction(args.max_drop), keep_aspect=args.keep_aspect, weights=args.weights,
     )
     for note in result.notes:
         print(note)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cnnzoo.cli.options import add_threads_option, parse_model_kwargs
+from cnnzoo.cli.options import add_threads_option, add_weights_option, parse_model_kwargs
 from cnnzoo.engine.config import (
     AMP_MODES,
     AUGMENT_LEVELS,
@@ -25,6 +25,7 @@ examples:
   cnnzoo train unet --data shapes -k padding=True -k base_width=16 --epochs 10 --out runs/unet-shapes
   cnnzoo train resnet20 --data my_images/ --config run.yaml --batch-size 64   (flags win over the file)
   cnnzoo train --resume runs/unet-shapes --epochs 20                          (continue a run, longer)
+  cnnzoo train resnet18 --data photos/ --weights IMAGENET1K_V1 --freeze backbone --lr 0.01   (a linear probe)
   torchrun --nproc_per_node 2 -m cnnzoo.cli.main train resnet20 --data fashion-mnist   (2 processes)
 
 defaults that depend on the task (classification / segmentation): optimizer sgd / adamw,
@@ -94,8 +95,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     out = p.add_argument_group("model and output")
     out.add_argument("-k", dest="model_kwargs", action="append", metavar="NAME=VALUE",
                      help="model option, repeatable (e.g. -k padding=True -k base_width=16)")
+    add_weights_option(out)
+    out.add_argument("--freeze", metavar="MODULE", help="freeze the parameters up to and including MODULE (e.g. "
+                     "layer3); backbone: everything but the head (a linear probe) (default: none)")
+    out.add_argument("--backbone-lr-scale", type=float, metavar="F",
+                     help="learning rate of everything but the head, as a fraction of --lr (default: 1)")
     out.add_argument("--num-overlays", type=int, metavar="N", help="segmentation overlays drawn (default: 4)")
     out.add_argument("--progress", choices=PROGRESS_MODES, help="bar, log lines, or auto (bar on a terminal; default)")
+    out.add_argument("--tensorboard", action=argparse.BooleanOptionalAction, default=None,
+                     help="TensorBoard events in RUN_DIR/tensorboard (needs `pip install tensorboard`; "
+                          "default: when it is installed)")
     p.set_defaults(run=run_train)
 
 

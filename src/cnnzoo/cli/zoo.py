@@ -5,10 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
+from torch import nn
+
 import cnnzoo
 from cnnzoo import analysis
 from cnnzoo.analysis import explain
-from cnnzoo.cli.options import add_model_kwargs_option, parse_model_kwargs
+from cnnzoo.cli.options import (
+    add_model_kwargs_option,
+    add_weights_option,
+    add_which_option,
+    parse_model_kwargs,
+    parse_size_option,
+)
+from cnnzoo.engine.sources import default_input_size, load_model_source, resolve_input_size
 from cnnzoo.registry import create_meta_model
 from cnnzoo.utils.atomic import check_output_path
 from cnnzoo.utils.sizes import parse_input_size
@@ -32,24 +41,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "summary", help="per-layer costs of one model", formatter_class=formatter,
         description=(
             "Per layer: output shape, parameters, multiply-adds (MACs; FLOPs = 2 x MACs), activation "
-            "memory and receptive field, then the totals. Runs on the meta device: no real compute."
+            "memory and receptive field, then the totals. Runs on the meta device: no real compute. "
+            "A trained run's model (its directory or a .safetensors checkpoint) is summarised at the "
+            "run's input size."
         ),
         epilog="examples:\n  cnnzoo summary resnet50 --depth 2\n"
                "  cnnzoo summary mobilenet_v1 -k width_mult=0.5 --input 3x160x160 --format json\n"
+               "  cnnzoo summary resnet20 -k in_chans=1 --input 1x28x28\n"
+               "  cnnzoo summary runs/resnet20-fashion-mnist-20250101-120000\n"
                "  cnnzoo summary vgg16 --plot vgg16_costs.png",
     )
-    p.add_argument("model", help="a registered model name (see `cnnzoo list`)")
-    p.add_argument("--input", default=None, metavar="CxHxW", help="input size (default: the model's own)")
+    p.add_argument("model", help="a registered model name (see `cnnzoo list`), a run directory or a .safetensors checkpoint")
+    p.add_argument("--input", default=None, metavar="CxHxW",
+                   help="input size, also HxW with the model's channels (default: the model's own, a run's size)")
     p.add_argument("--depth", type=int, default=None, help="fold layers deeper than N levels into their parent")
     p.add_argument("--format", choices=FORMATS, default="table")
     p.add_argument("--plot", metavar="FILE.png",
                    help="also write a PNG of MACs and parameters per block (at --depth, default 1)")
     add_model_kwargs_option(p)
+    add_which_option(p)
+    add_weights_option(p)
     p.set_defaults(run=run_summary)
 
     p = subparsers.add_parser(
         "compare", help="several models side by side", formatter_class=formatter,
-        description="Parameters, MACs and activation memory at each model's default input, with the published accuracy.",
+        description=("Parameters, MACs and activation memory at each model's default input (or --input), with "
+                     "the published top-1 accuracy, which was measured at the model's own input."),
         epilog="example:\n  cnnzoo compare vgg16 resnet50 mobilenet_v1 efficientnet_b0",
     )
     p.add_argument("models", nargs="+", help="registered model names")
@@ -66,12 +83,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_explain)
 
 
-def input_size_for(name: str, text: str | None, kwargs: dict) -> tuple[int, int, int]:
+def input_size_for(name: str, text: str | None, kwargs: dict, hint: str = "add -k in_chans={}") -> tuple[int, int, int]:
+    """``--input`` as (C, H, W) for the registered model ``name`` built with ``kwargs``: its
+    default input when none is given, its channels when the text names none. Channels the
+    model is not built with are a ``ValueError`` ending in ``hint`` (``{}``: the input's channels)."""
     default = cnnzoo.model_info(name).default_input
     channels = kwargs.get("in_chans", default[0])
     if text is None:
         return (channels, default[1], default[2])
-    return parse_input_size(text, default_channels=channels)
+    size = parse_input_size(text, default_channels=channels)
+    check_channels(name, channels, text, size, hint.format(size[0]))
+    return size
+
+
+def check_channels(what: str, channels: int, text: str | None, size: tuple[int, int, int], hint: str) -> None:
+    """``ValueError`` when ``--input`` (``text``, read as ``size``) has other channels than the
+    model (``what``) is built with; ``hint`` says what to do instead."""
+    if size[0] != channels:
+        raise ValueError(f"{what} is built with {channels} input channel(s) but --input {text} has {size[0]}: {hint}")
+
+
+def summary_target(args: argparse.Namespace) -> tuple[nn.Module, str, tuple[int, int, int]]:
+    """The model ``cnnzoo summary`` describes, its name and its input size: a registered model
+    built on the meta device, or a trained run's model (a run directory or a checkpoint) at the
+    run's own input size (:func:`cnnzoo.engine.sources.load_model_source`)."""
+    kwargs = parse_model_kwargs(args.model_kwargs)
+    if args.model in cnnzoo.list_models() and args.weights is None:
+        return create_meta_model(args.model, **kwargs), args.model, input_size_for(args.model, args.input, kwargs)
+    if args.weights is not None:  # the weights load (and say what loaded); their input size is the default
+        model, source = load_model_source(args.model, kwargs, weights=args.weights)
+        print(f"weights: {model.pretrained_cfg['weights']}: {model.pretrained_cfg['loaded']}")
+        return model, args.model, resolve_input_size(model, source, parse_size_option(args.input))
+    # a run or a checkpoint; an unknown name fails in it, with the closest registered names
+    model, source = load_model_source(args.model, kwargs, which=args.which)
+    size = resolve_input_size(model, source, parse_size_option(args.input))
+    check_channels(f"the run's {source.name}", default_input_size(model, source)[0], args.input, size,
+                   "give --input as HxW (the run's channels)")
+    return model, f"{source.name} ({args.model})", size
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -88,13 +136,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_summary(args: argparse.Namespace) -> int:
-    kwargs = parse_model_kwargs(args.model_kwargs)
-    cnnzoo.model_info(args.model)  # an unknown name fails here, with the closest names
+    model, name, input_size = summary_target(args)
     if args.plot:
         check_output_path(args.plot, create_folder=True)  # before any output is printed
-    input_size = input_size_for(args.model, args.input, kwargs)
-    summary = analysis.summarize(create_meta_model(args.model, **kwargs), input_size)
-    summary.model_name = args.model  # the registered name tells resnet18 from resnet50
+    summary = analysis.summarize(model, input_size)
+    summary.model_name = name  # the registered name tells resnet18 from resnet50
     renderers = {
         "table": lambda: summary.to_table(depth=args.depth),
         "csv": lambda: summary.to_csv(depth=args.depth),
@@ -104,16 +150,19 @@ def run_summary(args: argparse.Namespace) -> int:
     sys.stdout.write(renderers[args.format]().rstrip("\n") + "\n")
     if args.plot:
         depth = 1 if args.depth is None else args.depth  # every layer would be hundreds of bars
-        summary.plot(args.plot, depth=depth, title=f"{args.model} at {'x'.join(map(str, input_size))}")
+        summary.plot(args.plot, depth=depth, title=f"{name} at {'x'.join(map(str, input_size))}")
+        sys.stdout.flush()  # the summary's last line first, where both streams go to one place
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
 
 def compare_rows(names: list[str], input_text: str | None) -> list[dict]:
+    """One row per model: its costs at ``input_text`` (its own input when ``None``) and its
+    published top-1 with the input (``top1_input``, HxW) that accuracy was measured at."""
     rows = []
     for name in names:
         info = cnnzoo.model_info(name)
-        input_size = input_size_for(name, input_text, {})
+        input_size = input_size_for(name, input_text, {}, hint="give --input as HxW (each model's own channels)")
         total = analysis.summarize(create_meta_model(name), input_size).total
         rows.append({
             "model": name,
@@ -122,6 +171,7 @@ def compare_rows(names: list[str], input_text: str | None) -> list[dict]:
             "macs": total.macs,
             "activation_bytes": total.activation_bytes,
             "top1": info.top1,
+            "top1_input": "x".join(map(str, info.default_input[1:])) if info.top1 is not None else None,
             "dataset": info.dataset if info.top1 is not None else None,
             "source": info.source or None,
         })
@@ -132,7 +182,7 @@ def run_compare(args: argparse.Namespace) -> int:
     for name in args.models:
         cnnzoo.model_info(name)
     rows = compare_rows(args.models, args.input)
-    columns = ["model", "input", "params", "macs", "activation_bytes", "top1", "dataset"]
+    columns = ["model", "input", "params", "macs", "activation_bytes", "top1", "top1_input", "dataset"]
     if args.format == "json":
         import json
 
@@ -154,7 +204,22 @@ def run_compare(args: argparse.Namespace) -> int:
     print(format_table(header, body, align_right={2, 3, 4, 5}, markdown=args.format == "markdown"))
     if args.format == "table":
         print("\nMACs = multiply-adds for one image (FLOPs = 2 x MACs); activations = bytes of every layer output (float32).")
+    note = top1_note(rows)
+    if note:
+        print(("" if args.format == "table" else "\n") + note)
     return 0
+
+
+def top1_note(rows: list[dict]) -> str | None:
+    """The footnote a table needs when its costs are not at the input its top-1 was measured
+    at: ``top-1 % at the published input (224x224), not at 128x128``; ``None`` when they all are."""
+    moved = [r for r in rows if r["top1_input"] and r["top1_input"] != r["input"].split("x", 1)[1]]
+    if not moved:
+        return None
+    published = sorted({r["top1_input"] for r in moved})
+    at = published[0] if len(published) == 1 else ", ".join(f"{r['model']} {r['top1_input']}" for r in moved)
+    measured = sorted({r["input"].split("x", 1)[1] for r in moved})
+    return f"top-1 % at the published input ({at}), not at {', '.join(measured)}: the costs alone follow --input."
 
 
 def run_explain(args: argparse.Namespace) -> int:

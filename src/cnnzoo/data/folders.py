@@ -56,6 +56,7 @@ __all__ = ["IGNORE_INDEX", "PRELOAD_BYTES", "VAL_FRACTION", "FolderDataset", "lo
 
 VAL_FRACTION = 0.2
 IGNORE_INDEX = 255
+MASKS_SAMPLED = 32  # masks read at build time of a large set with classes.txt (the rest when read)
 PRELOAD_BYTES = 2 * 2**30
 # Images sampled (seeded) to estimate mean and std when the set is read from disk.
 STATS_SAMPLE = 500
@@ -165,6 +166,10 @@ def _on_disk_splits(layout: _Layout, train: list[_Item], val: list[_Item], chann
     if layout.segmentation and class_names is None:
         masks = ((read_mask(item.target), item.target) for item in train + val)
         class_names = _segmentation_class_names(None, _mask_labels(masks), layout.root)
+    elif layout.segmentation:  # each mask is checked when read; a few now, for black-and-white masks
+        items = train + val
+        sample = items[:: max(1, len(items) // MASKS_SAMPLED)]
+        _check_not_0_255(_mask_labels((read_mask(item.target), item.target) for item in sample), layout.root)
     num_classes = len(class_names) if layout.segmentation else None
     return (FolderDataset(train, channels, size, num_classes), FolderDataset(val, channels, size, num_classes),
             class_names)
@@ -341,13 +346,21 @@ def _decode(items: list[_Item], channels: int, size: tuple[int, int], wide: bool
 
 
 def _mask_labels(masks) -> dict[int, Path]:
-    """Each label found in the (mask, file) pairs, 255 aside -> the first file holding it."""
+    """Each label found in the (mask, file) pairs (255 included) -> the first file holding it."""
     found: dict[int, Path] = {}
     for mask, path in masks:
         for label in torch.unique(mask).tolist():
-            if label != IGNORE_INDEX and label not in found:
-                found[int(label)] = path
+            found.setdefault(int(label), path)
     return found
+
+
+def _check_not_0_255(labels: dict[int, Path], root: Path) -> None:
+    """Refuse masks that hold only 0 and 255: saved as black and white, every foreground
+    pixel would be the ignore label and the run would learn nothing from it."""
+    if IGNORE_INDEX in labels and set(labels) == {0, IGNORE_INDEX}:
+        raise ValueError(f"the masks under {root} hold only 0 and 255 (e.g. {labels[IGNORE_INDEX]}): 255 is the "
+                         "ignore label, so every foreground pixel would be ignored; save the foreground as 1 "
+                         "(a black-and-white mask divided by 255), classes 0..N-1, and 255 only where unlabelled")
 
 
 def _read_class_names(root: Path) -> list[str] | None:
@@ -364,6 +377,8 @@ def _read_class_names(root: Path) -> list[str] | None:
 
 
 def _segmentation_class_names(class_names: list[str] | None, labels: dict[int, Path], root: Path) -> list[str]:
+    _check_not_0_255(labels, root)
+    labels = {label: path for label, path in labels.items() if label != IGNORE_INDEX}
     if class_names is not None:
         too_high = sorted(label for label in labels if label >= len(class_names))
         if too_high:

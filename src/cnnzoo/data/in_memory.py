@@ -10,16 +10,80 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-__all__ = ["InMemoryDataset", "channel_mean_std", "resize_image", "resize_mask"]
+__all__ = [
+    "INTERPOLATIONS", "InMemoryDataset", "center_crop_image", "channel_mean_std", "cover_size", "fit_image",
+    "resize_image", "resize_mask", "shorter_side_size",
+]
+
+# How an image may be resized (``RunMeta.interpolation``), and the ``F.interpolate`` mode
+# that gives Pillow's result (antialiased when shrinking; ``nearest-exact`` samples each
+# output pixel's centre, as Pillow's NEAREST does).
+INTERPOLATIONS = {"bilinear": "bilinear", "bicubic": "bicubic", "nearest": "nearest-exact"}
 
 
-def resize_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear resize of a ``C x H x W`` or ``N x C x H x W`` float image (antialiased when shrinking)."""
+def resize_image(image: torch.Tensor, size: tuple[int, int], interpolation: str = "bilinear") -> torch.Tensor:
+    """Resize of a ``C x H x W`` or ``N x C x H x W`` float image in [0, 1] to ``size`` (H, W):
+    bilinear (default) or bicubic, antialiased when shrinking, or nearest (:data:`INTERPOLATIONS`)."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}; choose one of {', '.join(INTERPOLATIONS)}")
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     batch = image if image.dim() == 4 else image[None]
-    resized = F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
+    mode = INTERPOLATIONS[interpolation]
+    smooth = {"align_corners": False, "antialias": True} if interpolation != "nearest" else {}
+    resized = F.interpolate(batch, size=tuple(size), mode=mode, **smooth)
     return (resized if image.dim() == 4 else resized[0]).clamp_(0.0, 1.0)
+
+
+def shorter_side_size(height: int, width: int, side: int) -> tuple[int, int]:
+    """The size an ``height x width`` image takes when its shorter side becomes ``side`` and
+    the aspect ratio is kept, the longer side rounded down (torchvision's ``Resize(side)``:
+    256 for the ImageNet evaluation transform, before its 224 centre crop)."""
+    if height <= width:
+        return side, side * width // height
+    return side * height // width, side
+
+
+def cover_size(height: int, width: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The smallest size of the same aspect ratio as ``height x width`` that covers ``size``
+    (H, W): one side equal to its target, the other at least its target (rounded down)."""
+    target_h, target_w = size
+    if target_h * width >= target_w * height:  # the height is the tighter constraint
+        return target_h, target_h * width // height
+    return target_w * height // width, target_w
+
+
+def center_crop_image(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The central ``size`` (H, W) window of an image's last two dimensions; an odd margin
+    is split as torchvision's ``CenterCrop`` splits it (``round(margin / 2)`` before)."""
+    height, width = image.shape[-2:]
+    crop_h, crop_w = size
+    if crop_h > height or crop_w > width:
+        raise ValueError(f"cannot crop a {height}x{width} image to a larger {crop_h}x{crop_w}")
+    top, left = int(round((height - crop_h) / 2)), int(round((width - crop_w) / 2))
+    return image[..., top : top + crop_h, left : left + crop_w]
+
+
+def fit_image(
+    image: torch.Tensor, size: tuple[int, int], resize_size: int | None = None, interpolation: str = "bilinear",
+    keep_aspect: bool = False,
+) -> torch.Tensor:
+    """A float image brought to ``size`` (H, W) as a classifier's input:
+
+    * with ``resize_size``: its shorter side resized to ``resize_size``, then the central
+      ``size`` cropped (the ImageNet evaluation transform: 256, then 224);
+    * with ``keep_aspect``: resized to the smallest size of its own aspect ratio covering
+      ``size``, then the central ``size`` cropped;
+    * otherwise resized to ``size`` (the aspect ratio is not kept).
+    """
+    height, width = image.shape[-2:]
+    if resize_size is not None:
+        resized = resize_image(image, shorter_side_size(height, width, resize_size), interpolation)
+    elif keep_aspect:
+        resized = resize_image(image, cover_size(height, width, size), interpolation)
+    else:
+        return resize_image(image, size, interpolation)
+    return center_crop_image(resized, size)
 
 
 def resize_mask(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

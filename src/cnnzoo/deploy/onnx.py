@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -25,7 +25,7 @@ from torch import nn
 
 from cnnzoo.utils.text import first_line
 
-__all__ = ["DEFAULT_EXPORTER", "EXPORTERS", "onnx_opset", "quiet_exporters", "to_onnx"]
+__all__ = ["DEFAULT_EXPORTER", "EXPORTERS", "onnx_opset", "quiet_exporters", "to_onnx", "with_metadata"]
 
 EXPORTERS = ("auto", "legacy", "dynamo")
 DEFAULT_EXPORTER = "auto"  # legacy, and dynamo where legacy cannot export the model
@@ -35,23 +35,38 @@ _ONNX_SIZE_LIMIT = 2**31 - 1
 
 def to_onnx(
     model: nn.Module, example: torch.Tensor, opset: int | None = None, dynamic_batch: bool = False,
-    exporter: str = DEFAULT_EXPORTER,
+    exporter: str = DEFAULT_EXPORTER, dynamic_size: bool = False,
 ) -> tuple[bytes, str]:
     """``(ONNX bytes, exporter used)`` of ``model`` traced on ``example``: one input named
-    ``input``, one output named ``output``, the batch dimension free with ``dynamic_batch``.
-    ``"auto"`` tries the legacy exporter, then dynamo; ``ValueError`` when none succeeds,
-    naming what failed."""
+    ``input``, one output named ``output``, the batch dimension free with ``dynamic_batch``,
+    the height and width with ``dynamic_size`` (declared free: whether the graph really
+    computes other sizes right is for the caller to check). ``"auto"`` tries the legacy
+    exporter, then dynamo; ``ValueError`` when none succeeds, naming what failed."""
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown ONNX exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    free = _free_axes(dynamic_batch, dynamic_size)
     if exporter != "auto":
-        return _export(model, example, opset, dynamic_batch, exporter), exporter
+        return _export(model, example, opset, free, exporter), exporter
     try:
-        return _export(model, example, opset, dynamic_batch, "legacy"), "legacy"
+        return _export(model, example, opset, free, "legacy"), "legacy"
     except ValueError as legacy_error:
         try:
-            return _export(model, example, opset, dynamic_batch, "dynamo"), "dynamo"
+            return _export(model, example, opset, free, "dynamo"), "dynamo"
         except ValueError as dynamo_error:
             raise ValueError(f"{legacy_error}; {dynamo_error}") from dynamo_error
+
+
+def with_metadata(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    """The ONNX model ``data`` with ``metadata`` in its ``metadata_props`` (what
+    onnxruntime's ``get_modelmeta().custom_metadata_map`` reads), replacing equal keys."""
+    import onnx  # 0.3 s, needed only once a model is exported
+
+    model = onnx.load_model_from_string(data)
+    kept = [(entry.key, entry.value) for entry in model.metadata_props if entry.key not in metadata]
+    del model.metadata_props[:]
+    for key, value in [*kept, *metadata.items()]:
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
 
 
 def onnx_opset(data: bytes) -> int | None:
@@ -62,19 +77,25 @@ def onnx_opset(data: bytes) -> int | None:
     return next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
 
 
-def _export(model: nn.Module, example: torch.Tensor, opset: int | None, dynamic_batch: bool, exporter: str) -> bytes:
+def _free_axes(dynamic_batch: bool, dynamic_size: bool) -> dict[int, str]:
+    """The input's free dimensions by position, with their names."""
+    return {**({0: "batch"} if dynamic_batch else {}), **({2: "height", 3: "width"} if dynamic_size else {})}
+
+
+def _export(model: nn.Module, example: torch.Tensor, opset: int | None, free: dict[int, str], exporter: str) -> bytes:
     options: dict[str, Any] = {"input_names": ["input"], "output_names": ["output"], "opset_version": opset}
     try:
         with quiet_exporters():
             if exporter == "legacy":
-                if dynamic_batch:
-                    options["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+                if free:  # a classifier's output has no axes 2 and 3: the exporter ignores those
+                    outputs = {axis: name if axis == 0 else f"out_{name}" for axis, name in free.items()}
+                    options["dynamic_axes"] = {"input": free, "output": outputs}
                 buffer = io.BytesIO()
                 torch.onnx.export(model, (example,), buffer, dynamo=False, **options)
                 data = buffer.getvalue()
             else:
-                if dynamic_batch:
-                    options["dynamic_shapes"] = ({0: torch.export.Dim("batch")},)
+                if free:
+                    options["dynamic_shapes"] = ({axis: torch.export.Dim(name) for axis, name in free.items()},)
                 program = torch.onnx.export(model, (example,), None, dynamo=True, verbose=False, **options)
                 proto = program.model_proto
                 if proto.ByteSize() > _ONNX_SIZE_LIMIT:

@@ -12,7 +12,7 @@ runtime        precisions               how
 ``torch``      fp32, bf16 (native only)  the folded module; channels-last where faster
 ``onnxruntime`` fp32, int8              ONNX export, int8 through ``quantize_static``
 ``openvino``   fp32, bf16 (native only), the same ONNX graph (int8: the same QDQ graph),
-               int8                     compiled for this CPU, one static shape per batch
+               int8                     compiled for this CPU, one static shape per input
 =============  =======================  ============================================
 
 bf16 is offered only where the CPU computes it in hardware (:func:`cnnzoo.utils.cpu.has_native_bf16`):
@@ -143,6 +143,7 @@ class OnnxRuntimeRunner(Runner):
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.log_severity_level = 4  # fatal only: a failing run raises, and its message says it all
         try:
             self.session = onnxruntime.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own types
@@ -153,8 +154,9 @@ class OnnxRuntimeRunner(Runner):
 
 
 class OpenVinoRunner(Runner):
-    """An ONNX graph compiled by OpenVINO for this CPU, once per batch size (static shapes
-    let OpenVINO plan its memory and kernels; the first call at a new size compiles)."""
+    """An ONNX graph compiled by OpenVINO for this CPU, once per input shape (static shapes
+    let OpenVINO plan its memory and kernels; the first call at a new shape compiles: a new
+    batch size, or a new height and width for a graph that leaves them free)."""
 
     runtime = "openvino"
 
@@ -175,20 +177,20 @@ class OpenVinoRunner(Runner):
             # int8 kernels come from the QDQ graph itself; everything else stays in fp32 unless bf16 was asked.
             "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
         }
-        self.compiled: dict[int, Callable] = {}
+        self.compiled: dict[tuple[int, ...], Callable] = {}
 
-    def _compiled_for(self, batch: int):
-        if batch not in self.compiled:
+    def _compiled_for(self, shape: tuple[int, ...]):
+        if shape not in self.compiled:
             graph = self.graph.clone()
-            graph.reshape([batch, *self.input_size])
+            graph.reshape(list(shape))
             try:
-                self.compiled[batch] = self.core.compile_model(graph, "CPU", self.config)
+                self.compiled[shape] = self.core.compile_model(graph, "CPU", self.config)
             except Exception as err:
                 raise ValueError(f"OpenVINO cannot compile the model: {first_line(err)}") from err
-        return self.compiled[batch]
+        return self.compiled[shape]
 
     def run(self, batch: torch.Tensor) -> torch.Tensor:
-        compiled = self._compiled_for(batch.shape[0])
+        compiled = self._compiled_for(tuple(batch.shape))
         return torch.from_numpy(np.array(compiled(batch.numpy())[0]))
 
 

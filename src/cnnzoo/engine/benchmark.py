@@ -60,6 +60,7 @@ def benchmark(
     model_kwargs: dict[str, Any] | None = None,
     which: str = "best",
     log: Callable[[str], None] | None = None,
+    weights: str | os.PathLike | None = None,
 ) -> tuple[tuple[int, int, int], list[BenchmarkRow]]:
     """``(input size, rows)``: eager PyTorch and each runtime's runner (fp32, and int8 with
     ``int8``) timed on ``source`` at each batch size (see the module docstring).
@@ -75,7 +76,7 @@ def benchmark(
     chosen = _check_runtimes(runtimes)
     if threads is not None:
         torch.set_num_threads(threads)
-    model, origin = load_model_source(source, model_kwargs, which)
+    model, origin = load_model_source(source, model_kwargs, which, weights)
     size = runner_input_size(model, origin, input_size)
     calibration = _calibration(origin, size, log) if int8 else None
     builds = {}

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ from torch import nn
 
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.registry import create_model
+from cnnzoo.utils.atomic import write_files_atomically
 from cnnzoo.utils.text import first_line
 
 __all__ = [
@@ -124,22 +123,7 @@ def _write_all_then_rename(paths: dict[str, Path], payloads: dict[str, bytes]) -
     folder = paths["weights"].parent
     if not folder.is_dir():
         raise FileNotFoundError(f"checkpoint folder does not exist: {folder}")
-    temporaries: dict[str, str] = {}
-    try:
-        for kind, payload in payloads.items():
-            handle, temporaries[kind] = tempfile.mkstemp(dir=folder, prefix=f".{paths[kind].name}.", suffix=".tmp")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(payload)
-                stream.flush()
-                os.fsync(stream.fileno())
-        for kind in ("weights", "optim", "sidecar"):
-            if kind in temporaries:
-                os.replace(temporaries[kind], paths[kind])
-                del temporaries[kind]
-    finally:
-        for temporary in temporaries.values():
-            if os.path.exists(temporary):
-                os.unlink(temporary)
+    write_files_atomically({paths[kind]: payloads[kind] for kind in ("weights", "optim", "sidecar") if kind in payloads})
 
 
 def _resolve(path: str | Path, which: str) -> dict[str, Path]:

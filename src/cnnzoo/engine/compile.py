@@ -78,6 +78,7 @@ def compile_model(
     model_kwargs: dict[str, Any] | None = None,
     which: str = "best",
     log: Callable[[str], None] | None = print,
+    weights: str | Path | None = None,
 ) -> Runner:
     """The fastest faithful runner of ``source`` (a run directory, a ``.safetensors``
     checkpoint, a registered model name or an ``nn.Module``) on this machine.
@@ -88,14 +89,15 @@ def compile_model(
     module docstring). ``calibration``: batches of normalized inputs for int8 (default: a
     run's training images; required otherwise). The runner's ``report`` holds the choice,
     the difference to eager and, for int8 of a run, the :class:`AccuracyChange`; ``which``
-    is the checkpoint of a run directory.
+    is the checkpoint of a run directory; ``weights`` those of a registered name
+    (:func:`cnnzoo.create_model`'s).
 
     Raises ``ValueError`` for a bad choice, int8 without calibration images, a runtime that
     cannot take the model, outputs that disagree with eager, or an int8 drop over ``max_drop``.
     """
     if not 0 <= max_drop < 1:
         raise ValueError(f"max_drop must be between 0 and 1 (a fraction: 0.01 is one point), got {max_drop}")
-    model, origin = load_model_source(source, model_kwargs, which)
+    model, origin = load_model_source(source, model_kwargs, which, weights)
     size = runner_input_size(model, origin, input_size)
     spec = data_of_run(origin.run) if origin.run is not None and precision == "int8" else None
     if precision == "int8" and calibration is None:

@@ -11,7 +11,7 @@ every value the run used:
 option             classification        segmentation
 =================  ====================  ====================
 ``optimizer``      ``sgd``               ``adamw``
-``batch_size``     128                   8
+``batch_size``     128                   8    (at most; a small data set gets less, below)
 ``lr``             0.1 (sgd), 1e-3 (adamw)
 ``weight_decay``   5e-4 (sgd), 0.01 (adamw)
 ``loss``           ``ce``                ``weighted-ce`` when the data set has per-pixel
@@ -19,7 +19,8 @@ option             classification        segmentation
 =================  ====================  ====================
 
 (``loss`` for segmentation is settled by :func:`cnnzoo.engine.losses.choose_loss` once the
-trainer has seen the data.) Three speed settings are settled by the trainer too
+trainer has seen the data, and ``batch_size`` by :func:`fit_batch_size`: the task's default,
+or less for a small training set, so that an epoch has about 16 steps or more.) Three speed settings are settled by the trainer too
 (:mod:`cnnzoo.engine.speed`), and ``config.json`` records what the run used: ``threads``
 (``None``: PyTorch's default, all cores), ``amp`` (``bf16`` asked for on a CPU without bf16
 instructions becomes ``none`` when a probe finds it slower) and ``channels_last``
@@ -29,8 +30,8 @@ instructions becomes ``none`` when a probe finds it slower) and ``channels_last`
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ import torch
 from cnnzoo.engine.losses import LOSSES
 from cnnzoo.registry import model_info
 from cnnzoo.utils.sizes import parse_input_size
+from cnnzoo.utils.text import closest_names
 
 __all__ = [
     "AMP_MODES",
@@ -49,6 +51,7 @@ __all__ = [
     "PROGRESS_MODES",
     "TrainConfig",
     "config_keys",
+    "fit_batch_size",
     "config_to_dict",
     "load_config",
     "resolve_config",
@@ -103,8 +106,12 @@ class TrainConfig:
     val_size: int | None = None
     augment: str = "default"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # published name, .safetensors / .pth file or run directory (cnnzoo.pretrained)
+    freeze: str | None = None  # freeze up to this module ("backbone": all but the head: a linear probe)
+    backbone_lr_scale: float = 1.0  # the learning rate of everything but the head, as a fraction of lr
     num_overlays: int = 4  # segmentation: validation images drawn in plots/overlays.png
     progress: str = "auto"  # bar on a terminal, log lines otherwise
+    tensorboard: bool | None = None  # TensorBoard events; None: when the package is installed (engine.tensorboard_log)
     time_limit: float | None = None  # seconds from the start; no epoch is begun that would not end in time
 
 
@@ -171,7 +178,7 @@ def _normalize_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in values.items():
         name = str(key).replace("-", "_")
         if name not in keys:
-            close = difflib.get_close_matches(name, keys, n=3, cutoff=0.5)
+            close = closest_names(name, keys)  # lr_rate: lr; epoch: epochs; batchsize: batch_size
             hint = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(keys)}"
             raise ValueError(f"unknown option {key!r} in the {source}; {hint}")
         normalized[name] = value
@@ -179,15 +186,17 @@ def _normalize_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 # The type each option takes: values from YAML / JSON / flags are checked and converted here.
-_STRINGS = {"model", "data", "data_dir", "out", "resume", "device"}
+_STRINGS = {"model", "data", "data_dir", "out", "resume", "device", "weights", "freeze"}
 _CHOICES = {
     "optimizer": OPTIMIZERS, "amp": AMP_MODES, "augment": AUGMENT_LEVELS, "progress": PROGRESS_MODES,
 }
 _INTEGERS = {
     "epochs", "batch_size", "accum_steps", "workers", "threads", "seed", "train_size", "val_size", "num_overlays",
 }
-_FLOATS = {"lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "clip_grad", "time_limit"}
-_BOOLEANS = {"nesterov", "channels_last", "compile"}
+_FLOATS = {
+    "lr", "momentum", "weight_decay", "warmup_epochs", "label_smoothing", "clip_grad", "time_limit", "backbone_lr_scale",
+}
+_BOOLEANS = {"nesterov", "channels_last", "compile", "tensorboard"}
 
 
 def _check_value(key: str, value: Any) -> Any:
@@ -276,13 +285,23 @@ def _fill_defaults(config: TrainConfig) -> None:
     if task not in TASK_DEFAULTS:
         raise ValueError(f"model {config.model!r} is a {task} model; cnnzoo trains classification and segmentation")
     for key, value in TASK_DEFAULTS[task].items():
-        if getattr(config, key) is None:
+        if getattr(config, key) is None and key != "batch_size":  # batch_size: fit_batch_size, on the data
             setattr(config, key, value)
     if task == "classification" and config.loss != "ce":
         raise ValueError(f"a classifier trains with loss 'ce' only, got {config.loss!r}")
     for key, value in OPTIMIZER_DEFAULTS[config.optimizer].items():
         if getattr(config, key) is None:
             setattr(config, key, value)
+
+
+def fit_batch_size(task: str, train_images: int) -> int:
+    """The default batch size of ``task`` for a training split of ``train_images`` (per
+    process): the task's default (128 classification, 8 segmentation), or the largest power
+    of two up to ``train_images / 16`` when that is smaller (at least 4), so that a
+    400-image folder trains 25 steps an epoch rather than 3."""
+    default = TASK_DEFAULTS[task]["batch_size"]
+    fitting = 1 << max(0, (train_images // 16).bit_length() - 1)
+    return max(min(4, default), min(default, fitting))
 
 
 def _check_ranges(config: TrainConfig) -> None:
@@ -303,6 +322,8 @@ def _check_ranges(config: TrainConfig) -> None:
         f"option 'warmup_epochs' must be between 0 and epochs ({config.epochs}), got {config.warmup_epochs}",
     )
     require(0 <= config.label_smoothing < 1, f"option 'label_smoothing' must be in [0, 1), got {config.label_smoothing}")
+    require(0 < config.backbone_lr_scale <= 1 and math.isfinite(config.backbone_lr_scale),
+            f"option 'backbone_lr_scale' must be in (0, 1], got {config.backbone_lr_scale}")
     for key in ("clip_grad", "time_limit"):
         value = getattr(config, key)
         require(value is None or value > 0, f"option {key!r} must be positive, got {value}")

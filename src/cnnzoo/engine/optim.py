@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from cnnzoo.pretrained import head_prefixes, is_under
+
 __all__ = [
     "NORM_LAYERS",
     "build_optimizer",
@@ -52,14 +54,23 @@ def split_decay_parameters(model: nn.Module) -> tuple[list[str], list[str]]:
     return decay, no_decay
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two optimizer parameter groups: with ``weight_decay`` and with none."""
+def parameter_groups(model: nn.Module, weight_decay: float, backbone_lr_scale: float = 1.0) -> list[dict]:
+    """Optimizer parameter groups: with ``weight_decay`` and with none; with
+    ``backbone_lr_scale`` below 1, each split again into the head (``model.head_children()``)
+    and the rest, whose groups carry ``lr_scale`` (fine-tuning: a pretrained backbone moves
+    more slowly than its new head)."""
     decay, no_decay = split_decay_parameters(model)
     parameters = dict(model.named_parameters())
-    return [
-        {"params": [parameters[n] for n in decay], "weight_decay": weight_decay},
-        {"params": [parameters[n] for n in no_decay], "weight_decay": 0.0},
-    ]
+    groups = [(decay, weight_decay), (no_decay, 0.0)]
+    if backbone_lr_scale == 1.0:
+        return [{"params": [parameters[n] for n in names], "weight_decay": wd} for names, wd in groups]
+    head = head_prefixes(model)
+    split = []
+    for names, wd in groups:
+        for in_head, scale in ((True, 1.0), (False, backbone_lr_scale)):
+            chosen = [parameters[n] for n in names if is_under(n, head) == in_head]
+            split.append({"params": chosen, "weight_decay": wd, "lr_scale": scale})
+    return split
 
 
 def build_optimizer(
@@ -69,10 +80,14 @@ def build_optimizer(
     weight_decay: float = 0.0,
     momentum: float = 0.9,
     nesterov: bool = False,
+    backbone_lr_scale: float = 1.0,
 ) -> torch.optim.Optimizer:
     """SGD (with ``momentum``, optionally Nesterov's) or AdamW (``momentum`` is its beta1),
-    with no weight decay on norm layers and biases."""
-    groups = parameter_groups(model, weight_decay)
+    with no weight decay on norm layers and biases, and the backbone's learning rate
+    ``backbone_lr_scale`` times ``lr``."""
+    groups = parameter_groups(model, weight_decay, backbone_lr_scale)
+    for group in groups:
+        group["lr"] = lr * group.pop("lr_scale", 1.0)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
     if name == "adamw":

@@ -2,8 +2,10 @@
 
 Images are prepared exactly as in training (:mod:`cnnzoo.images.read`): decoded to
 ``C x H x W`` in [0, 1] with the model's channels (gray repeated to RGB, colour to its
-luma), classification inputs resized to the run's ``image_size`` (bilinear, antialiased),
-then normalized with the run's ``mean`` and ``std``.
+luma), classification inputs brought to the run's ``image_size`` as its preprocessing says
+(:func:`cnnzoo.data.in_memory.fit_image`: resized, or with the run's ``resize_size`` the
+shorter side resized and the centre cropped, with its ``interpolation``; ``keep_aspect``
+crops the centre of runs without one too), then normalized with the run's ``mean`` and ``std``.
 
 * Classifiers give the ``top_k`` classes and their softmax probabilities per image,
   written as JSON or CSV (:func:`write_class_predictions`).
@@ -30,12 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.data.in_memory import resize_image
+from cnnzoo.data.in_memory import fit_image
 from cnnzoo.deploy.runners import Runner
-from cnnzoo.engine.checkpoint import load_trained
+from cnnzoo.engine.checkpoint import Trained, load_trained
 from cnnzoo.engine.compile import DEFAULT_MAX_DROP, compile_model
 from cnnzoo.engine.distributed import resolve_device
 from cnnzoo.engine.runmeta import RunMeta
+from cnnzoo.engine.sources import load_model_source
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
 from cnnzoo.images.read import IMAGE_SUFFIXES, check_image_file, read_image
 from cnnzoo.images.write import class_palette, write_label_map, write_overlay
@@ -111,12 +114,14 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     return list(found)
 
 
-def prepare_image(image: torch.Tensor, meta: RunMeta, resize: bool) -> torch.Tensor:
+def prepare_image(image: torch.Tensor, meta: RunMeta, resize: bool, keep_aspect: bool = False) -> torch.Tensor:
     """``1 x C x H x W`` model input from a ``C x H x W`` image in [0, 1] (already in the
-    model's channels): resized to the run's ``image_size`` when ``resize``, then normalized
-    with its ``mean`` and ``std``."""
+    model's channels): when ``resize``, brought to the run's ``image_size`` as its
+    preprocessing says (with ``resize_size``: shorter side to it, centre crop; otherwise
+    resized, or with ``keep_aspect`` resized to cover it and centre cropped), then
+    normalized with its ``mean`` and ``std``."""
     if resize:
-        image = resize_image(image, meta.image_size)
+        image = fit_image(image, meta.image_size, meta.resize_size, meta.interpolation, keep_aspect)
     mean = torch.tensor(meta.mean, dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(meta.std, dtype=torch.float32).view(-1, 1, 1)
     if len(mean) != image.shape[0]:
@@ -129,10 +134,11 @@ def prepare_image(image: torch.Tensor, meta: RunMeta, resize: bool) -> torch.Ten
 @torch.no_grad()
 def classify_images(
     model: nn.Module, meta: RunMeta, paths: Sequence[Path], top_k: int = 5, batch_size: int = 32,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None, keep_aspect: bool = False,
 ) -> list[ClassPrediction]:
-    """The ``top_k`` classes (at most all of them) and softmax probabilities of each image;
-    ``forward`` runs the batches instead of the model (a compiled runner of :mod:`cnnzoo.deploy`)."""
+    """The ``top_k`` classes (at most all of them) and softmax probabilities of each image
+    (prepared by :func:`prepare_image`, ``keep_aspect`` included); ``forward`` runs the
+    batches instead of the model (a compiled runner of :mod:`cnnzoo.deploy`)."""
     _check_positive("top_k", top_k)
     _check_positive("batch_size", batch_size)
     names = meta.class_names
@@ -142,7 +148,8 @@ def classify_images(
     predictions = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        batch = torch.cat([prepare_image(read_image(p, channels=meta.in_chans), meta, resize=True) for p in chunk])
+        batch = torch.cat([prepare_image(read_image(p, channels=meta.in_chans), meta, resize=True,
+                                         keep_aspect=keep_aspect) for p in chunk])
         probabilities = run(batch.to(device)).float().softmax(dim=1).cpu()
         values, indices = probabilities.topk(k, dim=1)
         for path, top_values, top_indices in zip(chunk, values.tolist(), indices.tolist()):
@@ -218,17 +225,30 @@ def segment_images(
 
 # ---------------------------------------------------------------------------- the whole job
 
+def _load(source: str | os.PathLike, which: str, device: torch.device, weights: str | os.PathLike | None) -> Trained:
+    """A trained run's model, or a registered model with pretrained weights (and the
+    weights' metadata as its run's)."""
+    if weights is None:
+        return load_trained(source, which=which, map_location=device)
+    model, origin = load_model_source(str(source), weights=weights)
+    return Trained(model.to(device), origin.meta)
+
+
 def predict(
     source: str | os.PathLike, inputs: Sequence[str | os.PathLike], *, out: str | os.PathLike | None = None,
     top_k: int = 5, format: str | None = None, tile_size: int | None = None, overlay: bool = False,
     which: str = "best", device: str = "auto", runtime: str = "torch", precision: str = "fp32",
-    max_drop: float = DEFAULT_MAX_DROP,
+    max_drop: float = DEFAULT_MAX_DROP, keep_aspect: bool = False, weights: str | os.PathLike | None = None,
 ) -> PredictResult:
     """Predict every image in ``inputs`` (files or folders) with the trained run ``source``
-    (a run directory or a ``.safetensors`` checkpoint).
+    (a run directory or a ``.safetensors`` checkpoint), or with registered model ``source``
+    built with pretrained ``weights`` (``"IMAGENET1K_V2"``: the ImageNet-1k classes, the
+    weights' own preprocessing).
 
     Classifiers: the ``top_k`` classes per image, written to ``out/predictions.json`` (or
-    ``.csv`` with ``format="csv"``) when ``out`` is given. Segmenters: masks (and overlays
+    ``.csv`` with ``format="csv"``) when ``out`` is given; ``keep_aspect`` resizes images
+    of a run without ``resize_size`` to cover its size and crops the centre, instead of
+    resizing them to it (:func:`prepare_image`). Segmenters: masks (and overlays
     with ``overlay=True``) under ``out`` (default ``predictions``). Every input is checked
     (exists, decodes) and the output folder made before anything is written. ``device``:
     ``"auto"`` (a GPU when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
@@ -241,9 +261,9 @@ def predict(
     compiled = runtime != "torch" or precision != "fp32"
     if compiled and device not in ("auto", "cpu"):
         raise ValueError(f"a compiled runner runs on the CPU; --device {device} goes with --runtime torch --precision fp32")
-    trained = load_trained(source, which=which, map_location=resolve_device("cpu" if compiled else device))
+    trained = _load(source, which, resolve_device("cpu" if compiled else device), weights)
     task = trained.meta.task
-    _check_options(task, top_k, format, tile_size, overlay)
+    _check_options(task, top_k, format, tile_size, overlay, keep_aspect)
     out_dir = _check_out_dir(out if out is not None else ("predictions" if task == "segmentation" else None))
     paths = find_images(inputs)
     roots = _roots(paths, inputs)
@@ -252,11 +272,13 @@ def predict(
     runner = None
     if compiled:
         size = (tile_size, tile_size) if task == "segmentation" and tile_size else None
-        runner = compile_model(source, runtime, precision, input_size=size, max_drop=max_drop, which=which, log=None)
+        runner = compile_model(source, runtime, precision, input_size=size, max_drop=max_drop, which=which, log=None,
+                               weights=weights)
     notes = runner.report.notes if runner is not None else []
     _make_out_dir(out_dir)  # every check has passed: only now is anything created
     if task == "classification":
-        predictions = classify_images(trained.model, trained.meta, paths, top_k, forward=runner)
+        predictions = classify_images(trained.model, trained.meta, paths, top_k, forward=runner,
+                                      keep_aspect=keep_aspect)
         files = []
         if out_dir is not None:
             format = format or "json"
@@ -270,7 +292,8 @@ def predict(
 
 # ------------------------------------------------------------------------------- helpers
 
-def _check_options(task: str, top_k: int, format: str | None, tile_size: int | None, overlay: bool) -> None:
+def _check_options(task: str, top_k: int, format: str | None, tile_size: int | None, overlay: bool,
+                   keep_aspect: bool = False) -> None:
     if task == "classification":
         _check_positive("top_k", top_k)
         if format is not None and format not in PREDICTION_FORMATS:
@@ -282,6 +305,9 @@ def _check_options(task: str, top_k: int, format: str | None, tile_size: int | N
     elif task == "segmentation":
         if format is not None:
             raise ValueError("a format (json, csv) applies only to classifiers; a segmenter writes PNG masks")
+        if keep_aspect:
+            raise ValueError("keeping the aspect ratio applies only to classifiers; a segmenter predicts each "
+                             "image at its own size")
         if tile_size is not None:
             _check_positive("tile_size", tile_size)
     else:

@@ -11,7 +11,8 @@
       plots/curves.png         loss and metric curves
       plots/confusion.png      the confusion matrix of the best epoch
       plots/overlays.png       segmentation: image, truth and prediction, a few val images
-      tensorboard/             TensorBoard events (when tensorboard is installed)
+      tensorboard/             TensorBoard events (cnnzoo.engine.tensorboard_log: asked for with
+                               the ``tensorboard`` option, or unset and the package installed)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cnnzoo.engine.tensorboard_log import TensorBoardLog, open_tensorboard
 from cnnzoo.utils.atomic import write_atomically
 
 __all__ = ["RunDir", "check_new_run_dir", "default_run_dir"]
@@ -50,25 +52,32 @@ def check_new_run_dir(path: str | Path) -> Path:
 
 class RunDir:
     """Writes a run's files; every method is a no-op when ``enabled`` is false (the
-    processes other than rank 0 under torchrun)."""
+    processes other than rank 0 under torchrun). ``tensorboard`` is the run's option of that
+    name (:func:`cnnzoo.engine.tensorboard_log.open_tensorboard`)."""
 
-    def __init__(self, path: str | Path, enabled: bool = True) -> None:
+    def __init__(self, path: str | Path, enabled: bool = True, tensorboard: bool | None = None) -> None:
         self.path = Path(path)
         self.enabled = enabled
-        self._tensorboard = None
+        self.tensorboard = tensorboard
+        self._tensorboard: TensorBoardLog | None = None
+        self._config: dict[str, Any] | None = None
 
     @property
     def plots(self) -> Path:
         return self.path / "plots"
 
     def create(self) -> None:
+        """The directory and its ``plots/``, and the TensorBoard log (a warning when it is asked
+        for and the package is missing): before the first epoch."""
         if self.enabled:
             try:
                 self.plots.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise OSError(f"cannot create the run directory {self.path}: {err.strerror or err}") from None
+            self._tensorboard = open_tensorboard(self.path / "tensorboard", self.tensorboard)
 
     def write_config(self, config: dict[str, Any]) -> None:
+        self._config = config  # also the hyper-parameters TensorBoard gets at the end
         if self.enabled:
             text = json.dumps(config, indent=2, allow_nan=False) + "\n"
             write_atomically(self.path / "config.json", lambda stream: stream.write(text.encode()))
@@ -88,25 +97,15 @@ class RunDir:
         write_atomically(self.path / "metrics.csv", lambda stream: stream.write(buffer.getvalue().encode()))
 
     def log_tensorboard(self, epoch: int, row: dict[str, Any]) -> None:
-        """Scalars of one epoch as TensorBoard events, when tensorboard is installed."""
-        if not self.enabled:
-            return
-        if self._tensorboard is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # optional: the CSV and the plots hold the same numbers
-                self._tensorboard = False
-                return
-            self._tensorboard = SummaryWriter(log_dir=str(self.path / "tensorboard"))
-        if self._tensorboard:
-            for key, value in row.items():
-                if _is_scalar(value) and key != "epoch":
-                    self._tensorboard.add_scalar(key, value, epoch)
-            self._tensorboard.flush()
+        """The scalars of one epoch as TensorBoard events, when there is a log."""
+        if self._tensorboard is not None:
+            self._tensorboard.log_epoch(epoch, {key: value for key, value in row.items() if _is_scalar(value)})
 
     def close(self) -> None:
-        if self._tensorboard:
-            self._tensorboard.close()
+        """The end of the run: TensorBoard gets the pictures under ``plots/`` and the options
+        with the final metrics."""
+        if self._tensorboard is not None:
+            self._tensorboard.finish(self._config, self.plots)
         self._tensorboard = None
 
 

@@ -59,6 +59,9 @@ class RunMeta:
     config: TrainConfig | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=dict)
+    resize_size: int | None = None
+    interpolation: str = "bilinear"
+    weights: str = ""
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RunMeta:

@@ -19,19 +19,29 @@ from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.checkpoint import load_trained
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.models._segmenter import Segmenter
+from cnnzoo.pretrained import IMAGENET_MEAN, IMAGENET_STD
 from cnnzoo.registry import create_model, model_info
 
-__all__ = ["ModelSource", "data_of_run", "default_input_size", "load_model_source", "resolve_input_size"]
+__all__ = [
+    "ModelSource", "data_of_run", "default_input_size", "load_model_source", "meta_of_weights", "resolve_input_size",
+]
 
 
 @dataclass(frozen=True)
 class ModelSource:
     """Where a model came from: a trained run (``run``, its metadata), a registered model
-    (``name`` and its ``model_kwargs``), or a module built by the caller (neither)."""
+    (``name`` and its ``model_kwargs``; ``pretrained``, the metadata of the weights it was
+    built with, as a run's would be), or a module built by the caller (none of them)."""
 
     name: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     run: RunMeta | None = None
+    pretrained: RunMeta | None = None
+
+    @property
+    def meta(self) -> RunMeta | None:
+        """How to feed and read the model: the run's metadata, or its weights'."""
+        return self.run or self.pretrained
 
     def task(self, model: nn.Module) -> str:
         """``"classification"`` or ``"segmentation"``: the run's, the registry's, or the
@@ -44,36 +54,62 @@ class ModelSource:
 
 
 def load_model_source(
-    source: str | Path | nn.Module, model_kwargs: dict[str, Any] | None = None, which: str = "best"
+    source: str | Path | nn.Module, model_kwargs: dict[str, Any] | None = None, which: str = "best",
+    weights: str | Path | None = None,
 ) -> tuple[nn.Module, ModelSource]:
     """``(model in eval mode, where it came from)`` for a run directory, a ``.safetensors``
     checkpoint, a registered model name or an ``nn.Module``.
 
-    ``model_kwargs`` go to the builder of a registered name and are an error with anything
-    else; ``which`` is the checkpoint of a run directory (``"best"`` or ``"last"``).
+    ``model_kwargs`` and ``weights`` (:func:`cnnzoo.create_model`'s) go to the builder of a
+    registered name and are an error with anything else; ``which`` is the checkpoint of a
+    run directory (``"best"`` or ``"last"``).
     """
+    extras = "model options" if model_kwargs else "--weights" if weights is not None else None
     if isinstance(source, nn.Module):
-        if model_kwargs:
-            raise ValueError("model options apply only to a registered model name, not to a built model")
+        if extras:
+            raise ValueError(f"{extras} apply only to a registered model name, not to a built model")
         return source.eval(), ModelSource()
     path = Path(source)
     if path.exists():
-        if model_kwargs:
-            raise ValueError(f"model options apply only to a registered model name, not to the run {path}")
+        if extras:
+            raise ValueError(f"{extras} apply only to a registered model name, not to the run {path}")
         trained = load_trained(path, which)
         return trained.model.eval(), ModelSource(trained.meta.model, trained.meta.model_kwargs, trained.meta)
     text = str(source)
     if text.endswith(".safetensors") or "/" in text or "\\" in text:
         raise FileNotFoundError(f"no run directory or checkpoint at {text}")
-    model = create_model(text, **(model_kwargs or {}))
-    return model.eval(), ModelSource(text, dict(model_kwargs or {}))
+    model = create_model(text, weights=weights, **(model_kwargs or {}))
+    cfg = getattr(model, "pretrained_cfg", None)
+    pretrained = meta_of_weights(text, model, cfg, dict(model_kwargs or {})) if cfg is not None else None
+    return model.eval(), ModelSource(text, dict(model_kwargs or {}), pretrained=pretrained)
+
+
+def meta_of_weights(name: str, model: nn.Module, cfg: dict[str, Any], model_kwargs: dict[str, Any]) -> RunMeta:
+    """A run's metadata for registered model ``name`` built with pretrained weights
+    (``cfg``, its ``pretrained_cfg``): what prediction and export need to feed it and name
+    its classes. Unknown normalization is ImageNet's; a new head's classes are numbered."""
+    info = model_info(name)
+    in_chans = int(getattr(model, "in_chans", info.default_input[0]))
+    num_classes = int(getattr(model, "num_classes", 0) or len(cfg.get("class_names") or ()))
+    crop = cfg.get("crop_size")
+    mean = cfg.get("mean") or IMAGENET_MEAN
+    std = cfg.get("std") or IMAGENET_STD
+    if len(mean) != in_chans:  # an adapted first convolution (cnnzoo.engine.finetune)
+        mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+    return RunMeta(
+        model=name, model_kwargs=model_kwargs, task=info.task, num_classes=num_classes, in_chans=in_chans,
+        class_names=list(cfg.get("class_names") or [f"class{i}" for i in range(num_classes)]),
+        mean=tuple(mean), std=tuple(std), image_size=(crop, crop) if crop else tuple(info.default_input[1:]),
+        ignore_index=None, data="", epoch=0, metrics={}, resize_size=cfg.get("resize_size"),
+        interpolation=cfg.get("interpolation") or "bilinear", weights=cfg["weights"],
+    )
 
 
 def default_input_size(model: nn.Module, source: ModelSource) -> tuple[int, int, int]:
     """The input size a model is exported at when none is given: a trained run's
     ``in_chans x image_size``, a registered model's default input (with its ``in_chans``)."""
-    if source.run is not None:
-        return (source.run.in_chans, *source.run.image_size)
+    if source.meta is not None:
+        return (source.meta.in_chans, *source.meta.image_size)
     if source.name is not None:
         _, height, width = model_info(source.name).default_input
         return (_model_channels(model, source), height, width)
@@ -83,8 +119,8 @@ def default_input_size(model: nn.Module, source: ModelSource) -> tuple[int, int,
 def _model_channels(model: nn.Module, source: ModelSource) -> int:
     """Input channels: the run's, else the model's own ``in_chans`` (every zoo model has one),
     else the registered model's default input's."""
-    if source.run is not None:
-        return source.run.in_chans
+    if source.meta is not None:
+        return source.meta.in_chans
     channels = getattr(model, "in_chans", None)
     if channels is None and source.name is not None:
         channels = model_info(source.name).default_input[0]

@@ -33,6 +33,7 @@ import copy
 import math
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,8 +53,8 @@ from cnnzoo.utils.cpu import cpu_name, has_native_bf16, machine_fingerprint
 __all__ = [
     "PROBE_MAX_STEP_SECONDS", "PROBE_STEPS", "SettingChoice", "bf16_needs_probe", "channels_last_choices",
     "choose_setting", "default_amp",
-    "describe_settings", "fastest_thread_count", "precision_choices", "probe_settings", "seconds_per_step",
-    "slow_bf16_warning", "training_step", "training_step_timer", "use_threads",
+    "describe_settings", "fastest_thread_count", "open_settings", "precision_choices", "probe_settings", "say_choice",
+    "seconds_per_step", "slow_bf16_warning", "training_step", "training_step_timer", "use_threads",
 ]
 
 # Timed steps of each setting in the probe (after one warm-up step, which pays for oneDNN's
@@ -193,6 +194,23 @@ def describe_settings(timings: dict[tuple[str, bool], float]) -> str:
         return ("float32" if amp == "none" else amp) + (" channels-last" if channels_last else "")
 
     return ", ".join(f"{name(*setting)} {seconds:.3g} s" for setting, seconds in timings.items())
+
+
+def open_settings(device: torch.device, amp: str, channels_last: bool | None) -> list[tuple[str, bool]]:
+    """The ``(amp, channels_last)`` settings a run may train in, the usual winner first; one
+    setting when nothing is left to measure."""
+    layouts = channels_last_choices(device) if channels_last is None else [channels_last]
+    return [(precision, layout) for precision in precision_choices(device, amp) for layout in layouts]
+
+
+def say_choice(choice: SettingChoice, asked_amp: str, write: Callable[[str], None]) -> None:
+    """Tell the user what the probe chose: a warning on stderr when bf16 was asked for and
+    lost, else one line through ``write`` with the seconds per step of each setting."""
+    if asked_amp == "bf16" and choice.amp == "none":
+        print(slow_bf16_warning(choice.timings), file=sys.stderr, flush=True)
+    elif len(choice.timings) > 1:
+        how = "remembered" if choice.from_cache else "measured now"
+        write(f"speed ({how}, seconds per training step): {describe_settings(choice.timings)}")
 
 
 def slow_bf16_warning(timings: dict[tuple[str, bool], float]) -> str:

@@ -21,7 +21,6 @@ continues exactly as if it had not stopped.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -37,7 +36,7 @@ from cnnzoo.data.augment import build_augment
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.batches import ModelFeed, align_to_logits, to_device
 from cnnzoo.engine.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
-from cnnzoo.engine.config import TrainConfig, config_to_dict
+from cnnzoo.engine.config import TrainConfig, config_to_dict, fit_batch_size
 from cnnzoo.engine.distributed import (
     DistributedContext,
     all_reduce_sum,
@@ -50,22 +49,18 @@ from cnnzoo.engine.distributed import (
     wrap_model,
 )
 from cnnzoo.engine.evaluate import evaluate, has_weight_maps, make_eval_loader, scalar_metrics
+from cnnzoo.engine.finetune import prediction_resize, start_from_weights
 from cnnzoo.engine.losses import build_loss, choose_loss
 from cnnzoo.engine.metrics import MAIN_METRIC
 from cnnzoo.engine.optim import build_optimizer, build_scheduler
 from cnnzoo.engine.progress import Progress, format_duration
 from cnnzoo.engine.run_pictures import RunPictures
+from cnnzoo.engine.run_summary import describe_run
 from cnnzoo.engine.rundir import RunDir, check_new_run_dir, default_run_dir
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state, seed_epoch, seed_everything
-from cnnzoo.engine.speed import (
-    channels_last_choices,
-    choose_setting,
-    describe_settings,
-    precision_choices,
-    slow_bf16_warning,
-    use_threads,
-)
+from cnnzoo.engine.speed import choose_setting, open_settings, say_choice, use_threads
+from cnnzoo.pretrained import keep_frozen_norms_in_eval
 from cnnzoo.registry import create_model, model_info
 
 __all__ = ["NonFiniteLossError", "TrainResult", "train"]
@@ -122,6 +117,7 @@ class _Run:
         config = self.config
         self.started = time.perf_counter()  # the time limit counts from here
         resumed = self._read_resume() if config.resume else None
+        self.resumed_config = resumed[0].config if resumed is not None else None
         self.run_dir = self._choose_run_dir()
         self.spec = _load_data(config)
         self._check_task()
@@ -131,11 +127,13 @@ class _Run:
         self._choose_speed()
         self._build_optimization()
         self.resolved = self._resolved_config()
+        self.progress.write("\n".join(describe_run(self.model, self.spec, self.config, self.ctx.device,
+                                                   self.steps_per_epoch, self.pretrained)))
         if resumed is not None:
             self._restore(*resumed)
         else:
             self.history, self.best, self.start_epoch, self.step = [], {}, 0, 0
-        self.writer = RunDir(self.run_dir, enabled=self.ctx.is_main)
+        self.writer = RunDir(self.run_dir, enabled=self.ctx.is_main, tensorboard=config.tensorboard)
         self.writer.create()
         self.writer.write_config(config_to_dict(self.resolved))
         self.pictures = RunPictures(self.writer.plots, self.spec, f"{config.model} on {config.data}", self.feed,
@@ -199,15 +197,20 @@ class _Run:
         for key, value in (("num_classes", spec.num_classes), ("in_chans", spec.in_chans)):
             if kwargs.setdefault(key, value) != value:
                 raise ValueError(f"model option {key}={kwargs[key]} contradicts the data ({key} = {value})")
-        model = create_model(config.model, **kwargs)
+        if config.amp == "fp16" and self.ctx.device.type != "cuda":
+            raise ValueError("amp fp16 needs a GPU (its grad scaler is CUDA-only); on the CPU use --amp bf16")
+        # A resumed run's weights come from its own checkpoint, not from where it started.
+        model = create_model(config.model, weights=None if config.resume else config.weights, **kwargs)
         if hasattr(model, "check_input"):  # a size the model cannot take, before any compute
             model.check_input(torch.empty(1, spec.in_chans, *spec.image_size, device="meta"))
         self.model_kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", "in_chans")}
-        if config.amp == "fp16" and self.ctx.device.type != "cuda":
-            raise ValueError("amp fp16 needs a GPU (its grad scaler is CUDA-only); on the CPU use --amp bf16")
+        self.spec, self.pretrained = start_from_weights(model, spec, config.freeze, self.progress.write)
         self.model = model.to(self.ctx.device)
 
     def _build_data_path(self) -> None:
+        if self.config.batch_size is None:  # the task's default, or less for a small training set
+            per_process = len(self.spec.train) // self.ctx.world_size
+            self.config = replace(self.config, batch_size=fit_batch_size(self.spec.task, per_process))
         config, spec, ctx = self.config, self.spec, self.ctx
         self.loss_name = choose_loss(config.loss, spec.task, has_weight_maps(spec.train))
         loss_options = dict(task=spec.task, num_classes=spec.num_classes, ignore_index=spec.ignore_index)
@@ -226,25 +229,22 @@ class _Run:
         self.val_loader = make_eval_loader(spec.val, config.batch_size, config.workers, ctx)
 
     def _choose_speed(self) -> None:
-        """The precision and memory format still open (bf16 on a CPU without bf16
-        instructions; channels-last when not told) measured on the first batch
-        (:mod:`cnnzoo.engine.speed`); the config then holds what the run uses, as
-        ``config.json`` records it. A resumed run continues as it began (no probe)."""
-        config, device = self.config, self.ctx.device
-        amps = precision_choices(device, config.amp)
-        layouts = channels_last_choices(device) if config.channels_last is None else [config.channels_last]
-        amp, channels_last = amps[0], layouts[0]
-        if len(amps) * len(layouts) > 1 and not config.resume:
-            settings = [(a, layout) for a in amps for layout in layouts]
+        """The precision and memory format still open measured on the first batch
+        (:mod:`cnnzoo.engine.speed`), as ``config.json`` then records them; a resumed run
+        continues in the setting it recorded."""
+        config, recorded = self.config, self.resumed_config
+        layout = recorded.channels_last if recorded and config.channels_last is None else config.channels_last
+        settings = open_settings(self.ctx.device, config.amp, layout)
+        amp, channels_last = settings[0]
+        if len(settings) > 1 and not config.resume:
             amp, channels_last = broadcast_object(self._probe(settings) if self.ctx.is_main else None, self.ctx)
         self.config = replace(config, amp=amp, channels_last=channels_last, threads=torch.get_num_threads())
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def _probe(self, settings: list[tuple[str, bool]]) -> tuple[str, bool]:
-        """The fastest of ``settings`` on the first training batch (measured once per model,
-        batch shape and machine, then remembered); the generators are put back afterwards,
-        so the run's draws do not depend on the probe."""
+        """The fastest of ``settings`` on the first training batch (measured once, then remembered);
+        the generators are put back afterwards, so the run's draws do not depend on it."""
         state = capture_rng_state()
         try:
             batch = self.augment(to_device(next(iter(self.train_loader)), self.ctx.device))
@@ -252,11 +252,7 @@ class _Run:
             choice = choose_setting(self.model, self.loss, feed, batch, settings)
         finally:
             restore_rng_state(state)
-        if self.config.amp == "bf16" and choice.amp == "none":
-            print(slow_bf16_warning(choice.timings), file=sys.stderr, flush=True)
-        elif len(choice.timings) > 1:
-            how = "remembered" if choice.from_cache else "measured now"
-            self.progress.write(f"speed ({how}, seconds per training step): {describe_settings(choice.timings)}")
+        say_choice(choice, self.config.amp, self.progress.write)
         return choice.amp, choice.channels_last
 
     def _build_optimization(self) -> None:
@@ -265,7 +261,8 @@ class _Run:
         total_steps = config.epochs * self.steps_per_epoch
         warmup_steps = min(total_steps, round(config.warmup_epochs * self.steps_per_epoch))
         self.optimizer = build_optimizer(
-            self.model, config.optimizer, config.lr, config.weight_decay, config.momentum, config.nesterov
+            self.model, config.optimizer, config.lr, config.weight_decay, config.momentum, config.nesterov,
+            config.backbone_lr_scale,
         )
         self.scheduler = build_scheduler(self.optimizer, total_steps, warmup_steps)
         self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
@@ -341,6 +338,8 @@ class _Run:
         config, ctx = self.config, self.ctx
         model, optimizer = self.forward_model, self.optimizer
         model.train()
+        if config.freeze:
+            keep_frozen_norms_in_eval(self.model)  # a frozen part's statistics stay as loaded
         optimizer.zero_grad(set_to_none=True)
         batches = len(self.train_loader)
         last_group_start = (batches // config.accum_steps) * config.accum_steps
@@ -414,6 +413,7 @@ class _Run:
             ignore_index=spec.ignore_index, data=self._data_reference(), data_source=spec.source,
             epoch=epoch + 1, step=self.step, metrics={**results, "val_loss": self.history[-1]["val_loss"]},
             config=self.resolved, history=self.history, best=self.best,
+            **prediction_resize(self.pretrained, spec.image_size),
         )
 
     def _save(self, epoch: int, results: dict[str, Any], improved: bool) -> None:

@@ -1,24 +1,25 @@
 """Building blocks shared by the models, one file per family.
 
-=================  ==================================================================
-file               blocks
-=================  ==================================================================
-``conv.py``        conv-norm-activation and its variants: grouped, depthwise,
-                   depthwise-separable, 1x1, factorized 1xN + Nx1, dilated,
-                   transposed; max-pooling with indices and max-unpooling
-``heads.py``       global-pool + linear head, fully convolutional head, fc6/fc7 head
-``inception.py``   Inception v1 module and aux head, Inception v3 modules A-E and aux
-``residual.py``    basic and bottleneck residual blocks (and their plain twins),
-                   option-A/B/C shortcuts, the ResNeXt grouped bottleneck
-``dense.py``       dense layer, dense block (growth rate k), transition
-``fire.py``        SqueezeNet's Fire module
-``mbconv.py``      MBConv with squeeze-and-excitation and stochastic depth
-``upsample.py``    bilinear-initialized transposed conv, upsampling + 2x2 conv
-``unet_blocks.py`` U-Net's double conv, up block (crop + concat), the paper's fan-in
-                   initialization
-``spatial.py``     centre crop, mirror padding of any amount, size matching
-``context.py``     Yu & Koltun's dilated context module (dilations 1,1,2,4,8,16,1)
-=================  ==================================================================
+=======================  ==================================================================
+file                     blocks
+=======================  ==================================================================
+``conv.py``              conv-norm-activation and its variants: grouped, depthwise,
+                         depthwise-separable, 1x1, factorized 1xN + Nx1, dilated,
+                         transposed; max-pooling with indices and max-unpooling
+``heads.py``             global-pool + linear head, fully convolutional head, fc6/fc7 head
+``inception.py``         Inception v1 module and aux head, Inception v3 modules A-E and aux
+``residual.py``          basic and bottleneck residual blocks (and their plain twins),
+                         option-A/B/C shortcuts, the ResNeXt grouped bottleneck
+``dense.py``             dense layer, dense block (growth rate k), transition
+``fire.py``              SqueezeNet's Fire module
+``mbconv.py``            MBConv with squeeze-and-excitation
+``stochastic_depth.py``  residual branches dropped per sample, the linear schedule
+``upsample.py``          bilinear-initialized transposed conv, upsampling + 2x2 conv
+``unet_blocks.py``       U-Net's double conv, up block (crop + concat), the paper's fan-in
+                         initialization
+``spatial.py``           centre crop, mirror padding of any amount, size matching
+``context.py``           Yu & Koltun's dilated context module (dilations 1,1,2,4,8,16,1)
+=======================  ==================================================================
 """
 
 from cnnzoo.layers.conv import (
@@ -48,8 +49,9 @@ from cnnzoo.layers.inception import (
     InceptionE,
     InceptionV1,
 )
-from cnnzoo.layers.mbconv import MBConv, SqueezeExcitation, StochasticDepth, make_divisible
+from cnnzoo.layers.mbconv import MBConv, SqueezeExcitation, make_divisible
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, ZeroPadShortcut, bottleneck_width
+from cnnzoo.layers.stochastic_depth import StochasticDepth, linear_drop_rates
 
 __all__ = [
     "BasicBlock",
@@ -84,6 +86,7 @@ __all__ = [
     "dilated_conv",
     "fc_classifier",
     "grouped_conv",
+    "linear_drop_rates",
     "make_divisible",
     "pointwise_conv",
     "same_padding",

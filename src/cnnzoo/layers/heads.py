@@ -1,11 +1,14 @@
-"""Classifier heads."""
+"""Classifier heads, and the global pooling they start with."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["ClassifierHead", "FullyConvHead", "check_probability", "fc_classifier", "optional_dropout"]
+__all__ = [
+    "AdaptiveAvgMaxPool2d", "ClassifierHead", "FullyConvHead", "GLOBAL_POOLS", "check_probability", "fc_classifier",
+    "make_global_pool", "optional_dropout", "pool_type_of",
+]
 
 # Hidden width of the AlexNet / VGG fully connected classifiers (fc6, fc7).
 FC_WIDTH = 4096
@@ -21,6 +24,37 @@ def optional_dropout(p: float) -> nn.Module:
     """``nn.Dropout(p)``, or ``nn.Identity`` for ``p = 0`` (nothing to print or to run)."""
     check_probability("dropout", p)
     return nn.Dropout(p) if p > 0 else nn.Identity()
+
+
+class AdaptiveAvgMaxPool2d(nn.Module):
+    """Global pooling to ``N x C x 1 x 1`` by the mean of the average and the maximum of each
+    map (timm's ``"avgmax"``): ``(mean(x) + max(x)) / 2``. No parameters."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (x.mean(dim=(2, 3), keepdim=True) + x.amax(dim=(2, 3), keepdim=True))
+
+
+# The global poolings a pooled-linear head can start with, by timm's names.
+GLOBAL_POOLS: dict[str, type[nn.Module]] = {
+    "avg": nn.AdaptiveAvgPool2d,
+    "max": nn.AdaptiveMaxPool2d,
+    "avgmax": AdaptiveAvgMaxPool2d,
+}
+
+
+def make_global_pool(pool_type: str) -> nn.Module:
+    """The global pooling ``pool_type`` ("avg", "max" or "avgmax") to ``N x C x 1 x 1``."""
+    if not isinstance(pool_type, str) or pool_type not in GLOBAL_POOLS:
+        raise ValueError(f"global_pool must be one of {', '.join(GLOBAL_POOLS)}; got {pool_type!r}")
+    layer = GLOBAL_POOLS[pool_type]
+    return layer() if layer is AdaptiveAvgMaxPool2d else layer(1)
+
+
+def pool_type_of(pool: nn.Module) -> str | None:
+    """The name of a global pooling :func:`make_global_pool` makes (``None`` for another module)."""
+    if getattr(pool, "output_size", 1) not in (1, (1, 1)):
+        return None
+    return next((name for name, layer in GLOBAL_POOLS.items() if type(pool) is layer), None)
 
 
 class FullyConvHead(nn.Module):
@@ -49,7 +83,8 @@ class FullyConvHead(nn.Module):
 
 class ClassifierHead(nn.Module):
     """Global average pooling, optional dropout, then a linear layer (ResNet, DenseNet,
-    MobileNet, EfficientNet). Children: ``pool``, ``dropout``, ``fc``."""
+    MobileNet, EfficientNet). Children: ``pool`` (a :func:`make_global_pool`, average by
+    default), ``dropout``, ``fc``."""
 
     def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.0) -> None:
         super().__init__()

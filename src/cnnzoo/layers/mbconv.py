@@ -1,5 +1,5 @@
-"""The mobile inverted bottleneck (MBConv) and its two helpers: squeeze-and-excitation and
-stochastic depth.
+"""The mobile inverted bottleneck (MBConv) and its helper squeeze-and-excitation; its residual
+is dropped by :class:`~cnnzoo.layers.stochastic_depth.StochasticDepth`, which ResNets share.
 
 MBConv (Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", 2018; with
 squeeze-and-excitation as in Tan et al., "MnasNet", 2019, and Tan & Le, "EfficientNet", 2019)
@@ -27,7 +27,9 @@ import torch
 from torch import nn
 
 from cnnzoo.layers.conv import ModuleFactory, depthwise_conv, pointwise_conv
+from cnnzoo.layers.stochastic_depth import StochasticDepth
 
+# StochasticDepth (cnnzoo.layers.stochastic_depth) stays importable from here.
 __all__ = ["MBConv", "SqueezeExcitation", "StochasticDepth", "make_divisible"]
 
 
@@ -74,36 +76,6 @@ class SqueezeExcitation(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.channel_weights(x)
-
-
-class StochasticDepth(nn.Module):
-    """Drop a residual branch for whole samples during training (Huang et al., "Deep Networks
-    with Stochastic Depth", 2016; EfficientNet's "drop connect").
-
-    In training each sample's branch is zeroed with probability p and the survivors are scaled
-    by ``1 / (1 - p)``, so the expected output equals the input: E[out] = (1 - p) * x / (1 - p).
-    A block whose branch is dropped reduces to the identity shortcut, so the network is
-    effectively shallower for that sample. In evaluation the module is the identity.
-    No parameters, no MACs.
-    """
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"drop probability must be in [0, 1], got {p}")
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        survival = 1.0 - self.p
-        keep = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
-        keep.bernoulli_(survival)
-        # Multiply even when everything is dropped, so every parameter still gets a (zero) gradient.
-        return x * keep / survival if survival > 0 else x * keep
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
 
 
 class MBConv(nn.Module):

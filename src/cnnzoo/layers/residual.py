@@ -30,10 +30,16 @@ zero-pad (A)           0                                           0
 =====================  ==========================================  =============================================
 
 The plain twin has exactly the block's weights minus the shortcut's.
+
+Stochastic depth (Huang et al. 2016, :mod:`cnnzoo.layers.stochastic_depth`): with
+``drop_path=p`` a block drops F(x) for each training sample with probability p, leaving
+``act(shortcut(x))``, and scales the kept F(x) by ``1 / (1 - p)``; a plain block has no
+shortcut to fall back on and refuses it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -41,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.layers.conv import ConvNormAct, ModuleFactory
+from cnnzoo.layers.stochastic_depth import StochasticDepth
 
 __all__ = [
     "BasicBlock",
@@ -127,23 +134,29 @@ def bottleneck_width(planes: int, cardinality: int = 1, base_width: int = 64) ->
 
 
 class ResidualBlock(nn.Module):
-    """``act(F(x) + shortcut(x))``, or ``act(F(x))`` for the plain twin (``shortcut=False``).
+    """``act(drop(F(x)) + shortcut(x))``, or ``act(F(x))`` for the plain twin (``shortcut=False``).
 
     Subclasses set ``in_channels`` / ``out_channels``, build the residual branch F
     (``residual``), name its last normalization (``last_norm``) and then call
     :meth:`add_shortcut_and_act`. The shortcut module is ``downsample`` (torchvision's name):
     a projection, a :class:`ZeroPadShortcut` or an identity; the plain twin has none.
+    ``stochastic_depth`` drops F(x) per sample in training (the identity when ``drop_path=0``
+    and in evaluation; no parameters, so the state dict is torchvision's either way).
     """
 
     expansion = 1
     downsample: nn.Module | None
 
     def add_shortcut_and_act(
-        self, stride: int, shortcut: bool, shortcut_type: ShortcutType, norm_layer: ModuleFactory
+        self, stride: int, shortcut: bool, shortcut_type: ShortcutType, norm_layer: ModuleFactory,
+        drop_path: float = 0.0,
     ) -> None:
         """Called by subclasses after building the residual branch (so modules print in order)."""
         check_shortcut_type(shortcut_type)  # also for the plain twin, which would ignore it
+        if drop_path and not shortcut:
+            raise ValueError("drop_path needs a shortcut: a plain block has no residual branch to drop")
         self.shortcut = shortcut
+        self.stochastic_depth = StochasticDepth(drop_path)
         self.downsample = (
             make_shortcut(self.in_channels, self.out_channels, stride, shortcut_type, norm_layer) if shortcut else None
         )
@@ -163,7 +176,7 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.last_norm.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.residual(x)
+        out = self.stochastic_depth(self.residual(x))
         if self.downsample is not None:
             out += self.downsample(x)  # the only difference between a residual and a plain block
         return self.act(out)  # ReLU after the addition
@@ -181,7 +194,7 @@ class BasicBlock(ResidualBlock):
         out += identity          # left out by the plain twin
         out = relu(out)
 
-    Children: ``conv1`` (conv/bn/act), ``conv2`` (conv/bn), ``downsample``, ``act``.
+    Children: ``conv1`` (conv/bn/act), ``conv2`` (conv/bn), ``stochastic_depth``, ``downsample``, ``act``.
     Weights: ``9 C_in C + 9 C^2`` plus the shortcut's.
     """
 
@@ -198,6 +211,7 @@ class BasicBlock(ResidualBlock):
         cardinality: int = 1,
         base_width: int = 64,
         norm_layer: ModuleFactory = nn.BatchNorm2d,
+        drop_path: float = 0.0,
     ) -> None:
         if cardinality != 1 or base_width != 64:
             raise ValueError("BasicBlock has no cardinality or base width (use Bottleneck for ResNeXt)")
@@ -205,7 +219,7 @@ class BasicBlock(ResidualBlock):
         self.in_channels, self.out_channels = in_channels, planes
         self.conv1 = ConvNormAct(in_channels, planes, 3, stride=stride, norm_layer=norm_layer)
         self.conv2 = ConvNormAct(planes, planes, 3, norm_layer=norm_layer, act_layer=None)
-        self.add_shortcut_and_act(stride, shortcut, shortcut_type, norm_layer)
+        self.add_shortcut_and_act(stride, shortcut, shortcut_type, norm_layer, drop_path)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv2(self.conv1(x))
@@ -227,7 +241,7 @@ class Bottleneck(ResidualBlock):
     grouped conv the 3x3 has ``9 w^2 / C`` weights, 1/C of a dense one.
 
     Children: ``conv1``, ``conv2`` (the grouped 3x3), ``conv3`` (conv/bn, no activation),
-    ``downsample``, ``act``. Output channels: ``4 * planes``.
+    ``stochastic_depth``, ``downsample``, ``act``. Output channels: ``4 * planes``.
     """
 
     expansion = 4
@@ -243,6 +257,7 @@ class Bottleneck(ResidualBlock):
         cardinality: int = 1,
         base_width: int = 64,
         norm_layer: ModuleFactory = nn.BatchNorm2d,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels = in_channels, planes * self.expansion
@@ -251,7 +266,7 @@ class Bottleneck(ResidualBlock):
         self.conv1 = ConvNormAct(in_channels, width, 1, norm_layer=norm_layer)
         self.conv2 = ConvNormAct(width, width, 3, stride=stride, groups=cardinality, norm_layer=norm_layer)
         self.conv3 = ConvNormAct(width, self.out_channels, 1, norm_layer=norm_layer, act_layer=None)
-        self.add_shortcut_and_act(stride, shortcut, shortcut_type, norm_layer)
+        self.add_shortcut_and_act(stride, shortcut, shortcut_type, norm_layer, drop_path)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(self.conv2(self.conv1(x)))
@@ -267,13 +282,18 @@ def residual_stage(
     planes: int,
     depth: int,
     stride: int = 1,
+    drop_paths: Sequence[float] | None = None,
     **block_options: Any,
 ) -> nn.Sequential:
     """``depth`` blocks; the first one changes the stride and the width (its shortcut adapts
-    the input), the others keep them. Children are named ``0``, ``1``, ... as torchvision's."""
+    the input), the others keep them. Children are named ``0``, ``1``, ... as torchvision's.
+    ``drop_paths``: each block's stochastic-depth probability (none dropped by default)."""
     if depth < 1:
         raise ValueError(f"a residual stage needs at least one block, got depth={depth}")
-    blocks = [block(in_channels, planes, stride, **block_options)]
-    for _ in range(depth - 1):
-        blocks.append(block(blocks[-1].out_channels, planes, 1, **block_options))
+    drop_paths = [0.0] * depth if drop_paths is None else list(drop_paths)
+    if len(drop_paths) != depth:
+        raise ValueError(f"{len(drop_paths)} drop probabilities for a stage of {depth} blocks")
+    blocks = [block(in_channels, planes, stride, drop_path=drop_paths[0], **block_options)]
+    for drop_path in drop_paths[1:]:
+        blocks.append(block(blocks[-1].out_channels, planes, 1, drop_path=drop_path, **block_options))
     return nn.Sequential(*blocks)

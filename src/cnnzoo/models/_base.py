@@ -10,26 +10,41 @@ Each family also declares its head, so that the head can be dropped or rewritten
 running the model: ``head_children()`` names the top-level children ``forward_features``
 never runs (a segmentation encoder replaces them), and ``head_convolutions()`` writes the
 head as the equivalent convolutions (:func:`cnnzoo.models.convolutionalize.convolutionalize`).
+
+On top of the contract, the timm-style head API (Wightman, "PyTorch Image Models", the
+library most users of these networks know): ``get_classifier()`` / ``reset_classifier()``
+(a new final layer, or none: ``num_classes=0`` gives the features it would read) and
+``set_global_pool()`` ("avg", "max", "avgmax") where the head pools the last map and then
+classifies. Each family names its final layer (``classifier_name``) and, where it has one,
+its global pooling (``global_pool_name``). :class:`PretrainedMixin` gives every model built
+by ``cnnzoo.create_model`` ``save_pretrained`` / ``from_pretrained`` (Hugging Face Hub folders).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import ClassVar, Sequence
+from types import ModuleType
+from typing import Any, ClassVar, Sequence, TypeVar
 
 import torch
 from torch import nn
 
+from cnnzoo.layers.heads import make_global_pool, pool_type_of
+
 __all__ = [
     "Classifier",
     "FeatureInfo",
+    "PretrainedMixin",
     "check_choice",
     "check_flag",
     "check_image_batch",
     "check_positive_int",
     "forward_with_taps",
     "he_normal_init",
+    "new_final_layer",
+    "replace_submodule",
 ]
 
 
@@ -82,13 +97,71 @@ def check_choice(name: str, value: object, choices: Collection[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-class Classifier(nn.Module):
+def _hub() -> ModuleType:
+    """:mod:`cnnzoo.models._hub`, imported on first use: huggingface_hub adds about 0.2 s to
+    the start of every ``cnnzoo`` command, and only saving and loading model folders needs it."""
+    from cnnzoo.models import _hub  # start-up time of the command line (see the docstring)
+
+    return _hub
+
+
+Model = TypeVar("Model", bound="PretrainedMixin")
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` for the zoo's models (classifiers and
+    segmenters), through huggingface_hub's ``ModelHubMixin`` (:mod:`cnnzoo.models._hub`).
+
+    A folder holds ``model.safetensors`` (the weights), ``config.json`` (the registered name,
+    the options ``cnnzoo.create_model`` was given, a classifier's head as it is now, and the
+    weights' ``pretrained_cfg`` when they have one) and the ``README.md`` model card.
+    """
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **hub_options: Any) -> str | None:
+        """Write the model's folder (``push_to_hub=True, repo_id=...`` also uploads it, as
+        huggingface_hub's ``ModelHubMixin.save_pretrained``). The model must come from
+        ``cnnzoo.create_model``, whose name and options the folder records."""
+        return _hub().save_pretrained(self, save_directory, **hub_options)
+
+    @classmethod
+    def from_pretrained(cls: type[Model], path_or_repo_id: str | os.PathLike, **options: Any) -> Model:
+        """The model of a folder written by :meth:`save_pretrained` (a local folder or a Hub
+        repository id), rebuilt and loaded; ``options`` override saved build options that
+        leave the weights' shapes alone (``drop_path_rate=0.1`` for fine-tuning). ``ValueError``
+        unless it is a ``cls`` (``cnnzoo.from_pretrained`` takes any model)."""
+        model = _hub().from_pretrained(path_or_repo_id, **options)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path_or_repo_id} holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def new_final_layer(kind: type[nn.Module], features: int, num_classes: int, like: torch.Tensor) -> nn.Module:
+    """A freshly initialized final layer from ``features`` inputs to ``num_classes`` outputs:
+    an ``nn.Linear``, or for ``kind=nn.Conv2d`` a 1x1 convolution (SqueezeNet's conv10), on
+    ``like``'s device and dtype; an identity for ``num_classes=0``. PyTorch's default
+    initialization, as timm's ``reset_classifier``."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise ValueError(f"num_classes must be a non-negative integer (0: no final layer), got {num_classes!r}")
+    if num_classes == 0:
+        return nn.Identity()
+    if kind is nn.Conv2d:
+        return nn.Conv2d(features, num_classes, kernel_size=1, device=like.device, dtype=like.dtype)
+    return nn.Linear(features, num_classes, device=like.device, dtype=like.dtype)
+
+
+def replace_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
+    """Put ``module`` at the dotted ``name`` of ``root`` (``head.fc``, ``classifier.6``)."""
+    parent, _, child = name.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, child, module)
+
+
+class Classifier(PretrainedMixin, nn.Module):
     """Base class of the zoo's classifiers.
 
     ``__init__(num_classes, in_chans)`` checks and stores both. Subclasses then set
     ``self.feature_info`` and ``self.min_input_size``, implement ``_forward_stages`` (the
-    list of stage outputs) and ``forward_head``, and declare their head: ``head_names``
-    and ``head_convolutions``.
+    list of stage outputs) and ``forward_head``, and declare their head: ``head_names``,
+    ``classifier_name``, ``global_pool_name`` and ``head_convolutions``.
     """
 
     in_chans: int
@@ -97,6 +170,11 @@ class Classifier(nn.Module):
     feature_info: list[FeatureInfo]
     # The top-level children that form the head, in the order forward_head runs them.
     head_names: ClassVar[tuple[str, ...]] = ()
+    # The dotted name of the final layer, which gives the class scores (inside the head).
+    classifier_name: ClassVar[str] = ""
+    # The dotted name of the head's global pooling, where the head pools the last map and
+    # then classifies; None where it reads a fixed-size map or pools class scores.
+    global_pool_name: ClassVar[str | None] = None
 
     def __init__(self, num_classes: int, in_chans: int) -> None:
         super().__init__()
@@ -139,6 +217,58 @@ class Classifier(nn.Module):
             f"cannot convolutionalize a {type(self).__name__}: it does not write its head as "
             "convolutions (Classifier.head_convolutions)"
         )
+
+    def get_classifier(self) -> nn.Module:
+        """The final layer, which gives the class scores (timm's name); an identity after
+        ``reset_classifier(0)``."""
+        if not self.classifier_name:
+            raise NotImplementedError(f"{type(self).__name__} does not declare its classifier_name")
+        return self.get_submodule(self.classifier_name)
+
+    def _built_final_layer(self) -> tuple[type[nn.Module], int]:
+        """The final layer's kind (``nn.Linear`` or ``nn.Conv2d``) and inputs as the family
+        built it, remembered: after ``reset_classifier(0)`` it is an identity."""
+        if "_final_layer_shape" not in self.__dict__:
+            layer = self.get_classifier()
+            features = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
+            self._final_layer_shape = (type(layer), features)
+        return self._final_layer_shape
+
+    @property
+    def num_features(self) -> int:
+        """How many features the final layer reads (timm's name): the pooled channels of the
+        last map for a head that pools and then classifies, fc7's 4096 for AlexNet and VGG."""
+        return self._built_final_layer()[1]
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A freshly initialized final layer for ``num_classes`` classes, everything else kept
+        (timm's ``reset_classifier``, for fine-tuning on other classes). ``num_classes=0``
+        removes it: ``forward`` then returns the ``num_features`` features it would read
+        (the pooled features, for a head that pools and then classifies). ``global_pool``
+        also changes the pooling (:meth:`set_global_pool`)."""
+        kind, features = self._built_final_layer()
+        layer = new_final_layer(kind, features, num_classes, like=next(self.parameters()))
+        if global_pool is not None:
+            self.set_global_pool(global_pool)
+        replace_submodule(self, self.classifier_name, layer)
+        self.num_classes = num_classes
+
+    @property
+    def global_pool_type(self) -> str | None:
+        """The head's global pooling, "avg", "max" or "avgmax" (``None``: the head has none)."""
+        return pool_type_of(self.get_submodule(self.global_pool_name)) if self.global_pool_name else None
+
+    def set_global_pool(self, pool_type: str) -> None:
+        """Pool the last feature map by ``pool_type`` before the final layer: "avg" (the
+        papers' and the default), "max", or "avgmax" (the mean of the two, as timm). The
+        pooling has no parameters, so the weights stay as they are."""
+        if self.global_pool_name is None:
+            raise ValueError(
+                f"{type(self).__name__}'s head does not pool the last feature map and then classify, "
+                "so it has no global_pool to choose (ResNet, ResNeXt, DenseNet, MobileNet, EfficientNet, "
+                "GoogLeNet and Inception v3 have one)"
+            )
+        replace_submodule(self, self.global_pool_name, make_global_pool(pool_type))
 
 
 def he_normal_init(model: nn.Module, mode: str = "fan_out") -> None:

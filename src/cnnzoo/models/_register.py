@@ -15,7 +15,8 @@ from typing import Any, Callable
 from torch import nn
 
 __all__ = [
-    "MODELS", "ModelEntry", "ModelInfo", "UnknownModelError", "find_model", "register_model", "torchvision_source",
+    "BuildConfig", "MODELS", "ModelEntry", "ModelInfo", "UnknownModelError", "find_model", "register_model",
+    "torchvision_source",
 ]
 
 # What a model of each task is called in an error message.
@@ -49,9 +50,30 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class BuildConfig:
+    """What a model was built from: its registered name and the options its builder was
+    given. :meth:`ModelEntry.build` leaves it on the model as ``model.build_config``, which
+    ``save_pretrained`` writes to ``config.json`` so ``from_pretrained`` can build it again."""
+
+    name: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     builder: Callable[..., nn.Module]
     info: ModelInfo
+
+    def build(self, **options: Any) -> nn.Module:
+        """The model built with ``options`` (``ValueError`` for an option the builder does
+        not take), its :class:`BuildConfig` left on it as ``model.build_config``."""
+        try:
+            inspect.signature(self.builder).bind(**options)
+        except TypeError as err:
+            raise ValueError(f"bad option for model {self.info.name!r}: {err}") from None
+        model = self.builder(**options)
+        model.build_config = BuildConfig(self.info.name, dict(options))
+        return model
 
 
 MODELS: dict[str, ModelEntry] = {}

@@ -16,18 +16,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.models._base import check_image_batch, check_positive_int
+from cnnzoo.models._base import PretrainedMixin, check_image_batch, check_positive_int
 
 __all__ = ["Segmenter"]
 
 
-class Segmenter(nn.Module):
+class Segmenter(PretrainedMixin, nn.Module):
     """Base class of the zoo's segmenters.
 
     ``__init__(num_classes, in_chans)`` checks and stores both. Subclasses set
     ``self.min_input_size`` and implement ``forward``; those that cannot take every size
     override ``check_size`` (raise ``ValueError`` naming the nearest sizes that work), and
     those whose output is smaller than their input override ``output_size``.
+    ``save_pretrained`` / ``from_pretrained``: :class:`~cnnzoo.models._base.PretrainedMixin`.
     """
 
     in_chans: int

@@ -119,6 +119,7 @@ class AlexNet(Classifier):
     """
 
     head_names = ("avgpool", "classifier")
+    classifier_name = "classifier.6"  # fc8 (fc_classifier)
 
     def __init__(
         self,

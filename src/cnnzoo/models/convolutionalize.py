@@ -183,8 +183,8 @@ def convolutionalize(classifier: nn.Module) -> ConvolutionalizedClassifier:
     """The fully convolutional twin of ``classifier``: same weights, class-score maps out.
 
     At the classifier's design size (224 for VGG and AlexNet) the score map is 1x1 and equals
-    the logits; for global-pooling heads the mean of the score map equals the logits at any
-    size. A larger image gives a larger map: VGG-16 at 384x384 gives 6x6 scores, position
+    the logits; for global average pooling heads (the default ``global_pool``) the mean of
+    the score map equals the logits at any size. A larger image gives a larger map: VGG-16 at 384x384 gives 6x6 scores, position
     ``(i, j)`` being fc6-fc8 applied to the 7x7 window at ``(i, j)`` of the last feature map,
     i.e. (up to zero-padding at the borders of a crop) the classifier on the 224x224 crop at
     ``(32 i, 32 j)`` - computed once for all windows instead of once per crop.
@@ -195,6 +195,9 @@ def convolutionalize(classifier: nn.Module) -> ConvolutionalizedClassifier:
     """
     if not isinstance(classifier, Classifier):
         raise ValueError(f"cannot convolutionalize a {type(classifier).__name__}: it is not a cnnzoo Classifier")
+    if classifier.num_classes == 0:
+        raise ValueError(f"cannot convolutionalize a {type(classifier).__name__} without its final layer "
+                         "(reset_classifier(0)): it gives no class scores")
     head = nn.Sequential(*classifier.head_convolutions())
     body = classifier_body(classifier)
     first = next(layer for layer in head if isinstance(layer, nn.Conv2d))

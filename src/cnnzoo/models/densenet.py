@@ -110,6 +110,7 @@ class DenseNet(Classifier):
     """
 
     head_names = ("head",)
+    classifier_name, global_pool_name = "head.fc", "head.pool"
 
     torchvision_renames = (
         (r"^classifier\.", "head.fc."),

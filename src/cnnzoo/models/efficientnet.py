@@ -49,6 +49,7 @@ from torch import nn
 from cnnzoo.layers.conv import ConvNormAct, ModuleFactory
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.mbconv import MBConv, make_divisible
+from cnnzoo.layers.stochastic_depth import check_drop_rate, linear_drop_rates
 from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model
 from cnnzoo.models.convolutionalize import pooled_linear_convolutions
@@ -201,6 +202,7 @@ class EfficientNet(Classifier):
     """
 
     head_names = ("head_conv", "head")
+    classifier_name, global_pool_name = "head.fc", "head.pool"
 
     def __init__(
         self,
@@ -218,8 +220,7 @@ class EfficientNet(Classifier):
                 f"width and depth multipliers must be positive, got width={scaling.width}, "
                 f"depth={scaling.depth} (a phi far below 0 rounds them to 0)"
             )
-        if not 0.0 <= stochastic_depth <= 1.0:
-            raise ValueError(f"stochastic_depth must be in [0, 1], got {stochastic_depth}")
+        check_drop_rate("stochastic_depth", stochastic_depth)
         self.min_input_size = 1  # padded convs and global pooling accept any size
         self.scaling = scaling
         self.default_input = (in_chans, scaling.resolution, scaling.resolution)
@@ -243,8 +244,7 @@ class EfficientNet(Classifier):
     ) -> list[nn.Sequential]:
         # The drop probability rises linearly with the block's index, from 0 at the first
         # block towards `stochastic_depth` at the last (as in the released models).
-        total_blocks = sum(stage.layers for stage in self.stage_config)
-        block_index = 0
+        drop_paths = iter(linear_drop_rates(stochastic_depth, sum(stage.layers for stage in self.stage_config)))
         stages = []
         for stage in self.stage_config:
             blocks = []
@@ -252,10 +252,9 @@ class EfficientNet(Classifier):
                 blocks.append(MBConv(
                     in_channels, stage.channels, stage.expand_ratio, stage.kernel_size,
                     stride=stage.stride if i == 0 else 1, se_ratio=0.25,
-                    drop_path=stochastic_depth * block_index / total_blocks, norm_layer=norm_layer,
+                    drop_path=next(drop_paths), norm_layer=norm_layer,
                 ))
                 in_channels = stage.channels
-                block_index += 1
             stages.append(nn.Sequential(*blocks))
         return stages
 
@@ -355,13 +354,18 @@ def _make_builder(variant: str):
         phi: float | None = None,
         dropout: float | None = None,
         stochastic_depth: float = STOCHASTIC_DEPTH,
+        drop_path_rate: float | None = None,
     ) -> EfficientNet:
+        if drop_path_rate is not None:
+            check_drop_rate("drop_path_rate", drop_path_rate)
+            if stochastic_depth not in (STOCHASTIC_DEPTH, drop_path_rate):
+                raise ValueError("drop_path_rate is timm's name for stochastic_depth: give one of them, not both")
         return EfficientNet(
             variant_scaling(variant, scaling, phi),
             num_classes=num_classes,
             in_chans=in_chans,
             dropout=DROPOUT[variant] if dropout is None else dropout,
-            stochastic_depth=stochastic_depth,
+            stochastic_depth=stochastic_depth if drop_path_rate is None else drop_path_rate,
             norm_layer=BATCHNORM[variant],
         )
 
@@ -370,8 +374,8 @@ def _make_builder(variant: str):
         f"EfficientNet-{variant.upper()} (Tan & Le, 2019), compound coefficient phi = {PHI[variant]}.\n\n"
         "``scaling='released'`` (default): the authors' released model, torchvision-compatible. "
         "``scaling='rule'``: the compound scaling rule at this phi, or at ``phi`` when given. "
-        "``dropout`` defaults to the released rate; ``stochastic_depth`` is the drop "
-        "probability the last block approaches."
+        "``dropout`` defaults to the released rate; ``stochastic_depth`` (or timm's name for it, "
+        "``drop_path_rate``) is the drop probability the last block approaches."
     )
     resolution = variant_scaling(variant).resolution
     _, params, macs, top1, _ = PUBLISHED[variant]

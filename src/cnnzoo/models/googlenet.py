@@ -31,7 +31,7 @@ from cnnzoo.layers.inception import (
     inception_conv,
     init_inception_weights,
 )
-from cnnzoo.models._base import Classifier, FeatureInfo
+from cnnzoo.models._base import Classifier, FeatureInfo, new_final_layer, replace_submodule
 from cnnzoo.models._register import register_model
 from cnnzoo.models.convolutionalize import pooled_linear_convolutions
 
@@ -75,6 +75,7 @@ class InceptionNet(Classifier):
     """
 
     head_names = ("avgpool", "dropout", "fc")  # and the aux heads built (head_children)
+    classifier_name, global_pool_name = "fc", "avgpool"
 
     stages: tuple[tuple[str, tuple[str, ...], int], ...]
     aux_taps: dict[str, str]
@@ -118,6 +119,20 @@ class InceptionNet(Classifier):
     def head_convolutions(self) -> list[nn.Module]:
         """The pooled linear head as a 1x1 convolution (the aux heads are training aids, left out)."""
         return pooled_linear_convolutions(self.dropout, self.fc)
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new ``fc`` (:meth:`Classifier.reset_classifier`) and new last layers of the aux
+        heads, which score the same classes; ``num_classes=0`` removes the aux heads (and
+        ``aux_logits``): without classes there is nothing for them to score."""
+        super().reset_classifier(num_classes, global_pool)
+        for head in [name for name in self.aux_taps.values() if name in self._modules]:
+            if num_classes == 0:
+                delattr(self, head)
+                continue
+            aux = getattr(self, head)
+            name, fc = [(name, m) for name, m in aux.named_modules() if isinstance(m, nn.Linear)][-1]
+            replace_submodule(aux, name, new_final_layer(nn.Linear, fc.in_features, num_classes, like=fc.weight))
+        self.aux_logits = self.aux_logits and num_classes > 0
 
     def pack_outputs(self, logits: torch.Tensor, aux: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         raise NotImplementedError

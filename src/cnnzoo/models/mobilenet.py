@@ -77,6 +77,7 @@ class MobileNetV1(Classifier):
     """
 
     head_names = ("head",)
+    classifier_name, global_pool_name = "head.fc", "head.pool"
 
     min_input_size = 1  # every stride-2 conv pads, so even a 1x1 input keeps one pixel
 

@@ -29,6 +29,7 @@ from torch import nn
 from cnnzoo.layers.conv import ConvNormAct
 from cnnzoo.layers.heads import ClassifierHead
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, ResidualBlock, ShortcutType, residual_stage
+from cnnzoo.layers.stochastic_depth import linear_drop_rates
 from cnnzoo.models._base import Classifier, FeatureInfo, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
 from cnnzoo.models.convolutionalize import pooled_linear_convolutions
@@ -76,6 +77,9 @@ class ResNet(Classifier):
         zero_init_residual: zero the last BN scale of every block, so each block starts as
             an identity (torchvision's option of the same name).
         drop_rate: dropout before the fc (none in the papers).
+        drop_path_rate: stochastic depth (Huang et al. 2016): block i of the N blocks drops
+            its residual branch with probability ``drop_path_rate * i / N`` in training
+            (:func:`~cnnzoo.layers.stochastic_depth.linear_drop_rates`); refused for plain nets.
 
     ``feature_info``: for the ImageNet stem, ``stem`` (stride 2, before the max-pool) and
     ``layer1`` .. ``layer4`` (strides 4 .. 32); for the CIFAR stem, ``layer1`` .. ``layer3``
@@ -83,6 +87,7 @@ class ResNet(Classifier):
     """
 
     head_names = ("head",)
+    classifier_name, global_pool_name = "head.fc", "head.pool"
 
     # torchvision names each conv and BN on its own (conv1 / bn1 / ..., downsample.0 / .1);
     # here each conv-BN(-ReLU) is one ConvNormAct (conv1.conv / conv1.bn / ...).
@@ -112,12 +117,16 @@ class ResNet(Classifier):
         base_width: int = 64,
         zero_init_residual: bool = False,
         drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__(num_classes, in_chans)
         if len(depths) != len(widths):
             raise ValueError(f"{len(depths)} stage depths but {len(widths)} stage widths")
         if zero_init_residual and not shortcut:
             raise ValueError("zero_init_residual needs shortcuts: a plain net would start with all-zero blocks")
+        if drop_path_rate and not shortcut:
+            raise ValueError("drop_path_rate needs shortcuts: a plain net has no residual branch to drop")
+        drop_paths = linear_drop_rates(drop_path_rate, sum(depths))
         self.min_input_size = MIN_INPUT_SIZE
 
         if stem == "imagenet":
@@ -139,9 +148,10 @@ class ResNet(Classifier):
             first_stride = 1 if index == 0 else 2  # the first stage keeps the stem's resolution
             stride *= first_stride
             stage = residual_stage(
-                block, channels, planes, depth, first_stride,
+                block, channels, planes, depth, first_stride, drop_paths[:depth],
                 shortcut=shortcut, shortcut_type=shortcut_type, cardinality=cardinality, base_width=base_width,
             )
+            drop_paths = drop_paths[depth:]
             channels = stage[-1].out_channels
             name = f"layer{index + 1}"
             self.add_module(name, stage)
@@ -177,20 +187,30 @@ class ResNet(Classifier):
         return pooled_linear_convolutions(self.head.dropout, self.head.fc)
 
 
-def imagenet_resnet(depth: int, num_classes: int, in_chans: int, **options: Any) -> ResNet:
+def imagenet_resnet(
+    depth: int, num_classes: int, in_chans: int, shortcut_type: ShortcutType = "B",
+    zero_init_residual: bool = False, drop_path_rate: float = 0.0, **options: Any,
+) -> ResNet:
     """The ImageNet ResNet of Table 1 with ``depth`` layers (18, 34, 50, 101 or 152)."""
     block, depths = IMAGENET_DEPTHS[depth]
-    return ResNet(block, depths, num_classes, in_chans, **options)
+    return ResNet(
+        block, depths, num_classes, in_chans, shortcut_type=shortcut_type,
+        zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate, **options,
+    )
 
 
-def cifar_resnet(depth: int, num_classes: int, in_chans: int, **options: Any) -> ResNet:
+def cifar_resnet(
+    depth: int, num_classes: int, in_chans: int, shortcut_type: ShortcutType = "A",
+    zero_init_residual: bool = False, drop_path_rate: float = 0.0, **options: Any,
+) -> ResNet:
     """The 6n+2-layer CIFAR-10 ResNet (He et al. 2016, sec. 4.2)."""
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"CIFAR ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, ...), got {depth}")
     n = (depth - 2) // 6
     return ResNet(
-        BasicBlock, (n, n, n), num_classes, in_chans,
-        widths=CIFAR_WIDTHS, stem="cifar", stem_width=CIFAR_STEM_WIDTH, **options,
+        BasicBlock, (n, n, n), num_classes, in_chans, widths=CIFAR_WIDTHS, stem="cifar",
+        stem_width=CIFAR_STEM_WIDTH, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual,
+        drop_path_rate=drop_path_rate, **options,
     )
 
 
@@ -205,9 +225,10 @@ def cifar_resnet(depth: int, num_classes: int, in_chans: int, **options: Any) ->
     params=11_689_512, macs=1_814_000_000, top1=69.758,
     source=torchvision_source("ResNet18_Weights.IMAGENET1K_V1"),
 )
-def resnet18(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
+def resnet18(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-18: basic blocks, 2-2-2-2 (He et al. 2016, Table 1)."""
-    return imagenet_resnet(18, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return imagenet_resnet(18, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model(
@@ -215,9 +236,10 @@ def resnet18(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
     params=21_797_672, macs=3_664_000_000, top1=73.314,
     source=torchvision_source("ResNet34_Weights.IMAGENET1K_V1"),
 )
-def resnet34(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
+def resnet34(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-34: basic blocks, 3-4-6-3 (He et al. 2016, Table 1)."""
-    return imagenet_resnet(34, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return imagenet_resnet(34, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model(
@@ -225,9 +247,10 @@ def resnet34(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
     params=25_557_032, macs=4_089_000_000, top1=76.13,
     source=torchvision_source("ResNet50_Weights.IMAGENET1K_V1"),
 )
-def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
+def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-50: bottlenecks, 3-4-6-3 (He et al. 2016, Table 1)."""
-    return imagenet_resnet(50, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return imagenet_resnet(50, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model(
@@ -235,9 +258,10 @@ def resnet50(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcut
     params=44_549_160, macs=7_801_000_000, top1=77.374,
     source=torchvision_source("ResNet101_Weights.IMAGENET1K_V1"),
 )
-def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
+def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B",
+              zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-101: bottlenecks, 3-4-23-3 (He et al. 2016, Table 1)."""
-    return imagenet_resnet(101, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return imagenet_resnet(101, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model(
@@ -245,9 +269,10 @@ def resnet101(num_classes: int = 1000, in_chans: int = 3, shortcut_type: Shortcu
     params=60_192_808, macs=11_514_000_000, top1=78.312,
     source=torchvision_source("ResNet152_Weights.IMAGENET1K_V1"),
 )
-def resnet152(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False) -> ResNet:
+def resnet152(num_classes: int = 1000, in_chans: int = 3, shortcut_type: ShortcutType = "B",
+              zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """ResNet-152: bottlenecks, 3-8-36-3 (He et al. 2016, Table 1)."""
-    return imagenet_resnet(152, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return imagenet_resnet(152, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 # ---------------------------------------------------------------------------------------
@@ -288,33 +313,38 @@ PLAIN_CIFAR_SOURCE = "He et al. 2016, sec. 4.2 (same parameters as the ResNet) a
 
 
 @register_model("resnet20", family="resnet", paper=HE_2016, year=2016, params=270_000, top1=100 - 8.75, source=CIFAR_SOURCE, **CIFAR)
-def resnet20(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A", zero_init_residual: bool = False) -> ResNet:
+def resnet20(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """CIFAR ResNet-20 (n = 3)."""
-    return cifar_resnet(20, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return cifar_resnet(20, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model("resnet32", family="resnet", paper=HE_2016, year=2016, params=460_000, top1=100 - 7.51, source=CIFAR_SOURCE, **CIFAR)
-def resnet32(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A", zero_init_residual: bool = False) -> ResNet:
+def resnet32(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """CIFAR ResNet-32 (n = 5)."""
-    return cifar_resnet(32, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return cifar_resnet(32, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model("resnet44", family="resnet", paper=HE_2016, year=2016, params=660_000, top1=100 - 7.17, source=CIFAR_SOURCE, **CIFAR)
-def resnet44(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A", zero_init_residual: bool = False) -> ResNet:
+def resnet44(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """CIFAR ResNet-44 (n = 7)."""
-    return cifar_resnet(44, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return cifar_resnet(44, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model("resnet56", family="resnet", paper=HE_2016, year=2016, params=850_000, top1=100 - 6.97, source=CIFAR_SOURCE, **CIFAR)
-def resnet56(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A", zero_init_residual: bool = False) -> ResNet:
+def resnet56(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A",
+             zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """CIFAR ResNet-56 (n = 9)."""
-    return cifar_resnet(56, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return cifar_resnet(56, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model("resnet110", family="resnet", paper=HE_2016, year=2016, params=1_700_000, top1=100 - 6.43, source=CIFAR_SOURCE, **CIFAR)
-def resnet110(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A", zero_init_residual: bool = False) -> ResNet:
+def resnet110(num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "A",
+              zero_init_residual: bool = False, drop_path_rate: float = 0.0) -> ResNet:
     """CIFAR ResNet-110 (n = 18); 6.43 % is the best of 5 runs (mean 6.61 +- 0.16)."""
-    return cifar_resnet(110, num_classes, in_chans, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual)
+    return cifar_resnet(110, num_classes, in_chans, shortcut_type, zero_init_residual, drop_path_rate)
 
 
 @register_model("plain20", family="resnet", paper=HE_2016, year=2016, params=270_000, source=PLAIN_CIFAR_SOURCE, **CIFAR)

@@ -40,10 +40,13 @@ CIFAR_STEM_WIDTH = 64
     params=25_028_904, macs=4_230_000_000, top1=77.618,
     source=torchvision_source("ResNeXt50_32X4D_Weights.IMAGENET1K_V1"),
 )
-def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnext50_32x4d(
+    num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0
+) -> ResNet:
     """ResNeXt-50 (32x4d): ResNet-50's depths, 32 paths of 4 channels (Xie et al. 2017, Table 1)."""
     _, depths = IMAGENET_DEPTHS[50]
-    return ResNet(Bottleneck, depths, num_classes, in_chans, cardinality=32, base_width=4, zero_init_residual=zero_init_residual)
+    return ResNet(Bottleneck, depths, num_classes, in_chans, cardinality=32, base_width=4,
+                  zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
 @register_model(
@@ -51,11 +54,14 @@ def resnext50_32x4d(num_classes: int = 1000, in_chans: int = 3, zero_init_residu
     params=88_791_336, macs=16_414_000_000, top1=79.312,
     source=torchvision_source("ResNeXt101_32X8D_Weights.IMAGENET1K_V1"),
 )
-def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False) -> ResNet:
+def resnext101_32x8d(
+    num_classes: int = 1000, in_chans: int = 3, zero_init_residual: bool = False, drop_path_rate: float = 0.0
+) -> ResNet:
     """ResNeXt-101 (32x8d): ResNet-101's depths, 32 paths of 8 channels (the C x d template of
     Xie et al. 2017 at twice ResNeXt-101 32x4d's width; the configuration torchvision ships)."""
     _, depths = IMAGENET_DEPTHS[101]
-    return ResNet(Bottleneck, depths, num_classes, in_chans, cardinality=32, base_width=8, zero_init_residual=zero_init_residual)
+    return ResNet(Bottleneck, depths, num_classes, in_chans, cardinality=32, base_width=8,
+                  zero_init_residual=zero_init_residual, drop_path_rate=drop_path_rate)
 
 
 @register_model(
@@ -65,11 +71,13 @@ def resnext101_32x8d(num_classes: int = 1000, in_chans: int = 3, zero_init_resid
     source="Xie et al. 2017, Table 7 (CIFAR-10; 34.4M parameters as printed, top-1 = 100 - error)",
 )
 def resnext29_8x64d(
-    num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False
+    num_classes: int = 10, in_chans: int = 3, shortcut_type: ShortcutType = "B", zero_init_residual: bool = False,
+    drop_path_rate: float = 0.0,
 ) -> ResNet:
     """CIFAR ResNeXt-29 (8x64d): 8 paths of 64 channels in the first stage (Xie et al. 2017, sec. 5.3)."""
     return ResNet(
         Bottleneck, CIFAR_DEPTHS, num_classes, in_chans,
         widths=CIFAR_WIDTHS, stem="cifar", stem_width=CIFAR_STEM_WIDTH,
         cardinality=8, base_width=64, shortcut_type=shortcut_type, zero_init_residual=zero_init_residual,
+        drop_path_rate=drop_path_rate,
     )

@@ -78,6 +78,7 @@ class SqueezeNet(Classifier):
     """
 
     head_names = ("classifier",)
+    classifier_name = "classifier.1"  # conv10, one 1x1 filter per class
 
     def __init__(
         self,

@@ -76,6 +76,7 @@ class VGG(Classifier):
     """
 
     head_names = ("avgpool", "classifier")
+    classifier_name = "classifier.6"  # fc8 (fc_classifier)
 
     def __init__(
         self,

@@ -8,4 +8,5 @@ data, classical, engine, cli) may use them without an import running backwards:
 * :mod:`~cnnzoo.utils.sizes`: ``pair`` and the ``CxHxW`` size parser;
 * :mod:`~cnnzoo.utils.jsonsafe`: values as strict JSON (tensors to lists, NaN to null);
 * :mod:`~cnnzoo.utils.meta`: data-less copies and builds on PyTorch's meta device.
+* :mod:`~cnnzoo.utils.version`: the package's version (``cnnzoo.__version__``).
 """

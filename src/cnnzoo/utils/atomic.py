@@ -1,19 +1,20 @@
 """Atomic file writes: a temporary file in the destination folder, then a rename.
 
 A reader never sees half a file, and a failed write leaves the old file (if any) as it was.
-Used by every single-file writer in the package (run files, plots, label maps, overlays, exports);
-checkpoints, which are three files committed together, have their own in engine/checkpoint.py.
+Used by every single-file writer in the package (run files, plots, label maps, overlays);
+files that belong together (a checkpoint's weights and sidecar, an export and its
+metadata) go through :func:`write_files_atomically`: all written first, then all renamed.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["check_output_path", "write_atomically"]
+__all__ = ["check_output_path", "write_atomically", "write_files_atomically"]
 
 
 def check_output_path(path: str | os.PathLike, create_folder: bool = False) -> Path:
@@ -60,3 +61,30 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
             os.unlink(temporary)
         raise
     return path
+
+
+def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
+    """Write each payload to a temporary file beside its path (flushed to disk), then rename
+    them all, in the mapping's order (put the file a reader looks for first last).
+
+    A failure while writing leaves every path as it was and no temporary behind: the files
+    appear together or not at all (short of a crash between two renames).
+    """
+    temporaries: dict[Path, str] = {}
+    try:
+        for path, payload in payloads.items():
+            handle, temporaries[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(payload)
+                stream.flush()
+                os.fsync(stream.fileno())
+        for path in payloads:
+            os.replace(temporaries[path], path)
+            del temporaries[path]
+    except OSError as err:
+        raise OSError(f"cannot write {', '.join(map(str, payloads))}: {err.strerror or err}") from None
+    finally:
+        for temporary in temporaries.values():
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    return list(payloads)

@@ -1,10 +1,13 @@
-"""Text for people: tables, counts with SI prefixes, and the first line of an error."""
+"""Text for people: tables, counts with SI prefixes, the first line of an error, and the names
+a typo most likely meant."""
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Collection, Sequence
 
-__all__ = ["first_line", "format_count", "format_table"]
+__all__ = ["closest_names", "first_few", "first_line", "format_count", "format_table"]
 
 
 def format_count(value: float | int | None, unit: str = "") -> str:
@@ -55,3 +58,44 @@ def first_line(err: BaseException) -> str:
     one-line report keeps of an exception raised by another library."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def first_few(items: list[str], shown: int = 5) -> str:
+    """``a, b, c, d, e and 3 more``: a list too long for one line of a message, shortened."""
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def closest_names(name: str, choices: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``choices`` that a mistyped ``name`` most likely meant, best first: the
+    same letters but for ``_`` (``batchsize``: ``batch_size``), a choice the name starts with
+    or that starts with the name (``lr_rate``: ``lr``; ``epoch``: ``epochs``), one holding it or
+    held in it, one with its first word; then :func:`difflib.get_close_matches`'s."""
+    lowered = name.lower()
+    related = [choice for choice in choices if _relation(lowered, choice.lower()) is not None]
+    related.sort(key=lambda choice: (
+        _relation(lowered, choice.lower()), -difflib.SequenceMatcher(None, lowered, choice.lower()).ratio(),
+    ))
+    similar = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    return list(dict.fromkeys(related + similar))[:n]
+
+
+def _relation(name: str, choice: str) -> int | None:
+    """How ``choice`` relates to ``name``, closest first: 0 the same letters but for ``_`` and
+    ``-``, 1 one starts the other, 2 one holds the other, 3 the same first word; ``None``."""
+    def squeezed(text: str) -> str:
+        return text.replace("_", "").replace("-", "")
+
+    def first_word(text: str) -> str:
+        return re.split(r"[_\-]", text)[0]
+
+    shorter = min(len(name), len(choice))
+    if squeezed(name) == squeezed(choice):
+        return 0
+    if shorter >= 2 and (name.startswith(choice) or choice.startswith(name)):
+        return 1
+    if shorter >= 3 and (name in choice or choice in name):
+        return 2
+    if len(first_word(name)) >= 2 and first_word(name) == first_word(choice):
+        return 3
+    return None
