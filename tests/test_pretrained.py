@@ -345,3 +345,22 @@ def test_predict_summary_and_export_take_published_weights(hub, tmp_path, capsys
     sidecar = json.loads((tmp_path / "r18.json").read_text())
     assert sidecar["mean"] == list(catalog.IMAGENET_MEAN) and len(sidecar["class_names"]) == 1000
     assert sidecar["resize_size"] == 256 and sidecar["weights"] == "torchvision resnet18 IMAGENET1K_V1"
+
+
+def test_a_kept_head_for_other_classes_is_said(tmp_path):
+    from cnnzoo.data import build_data
+    from cnnzoo.engine.finetune import start_from_weights
+    from test_engine_train import make_class_folder
+
+    spec = build_data(str(make_class_folder(tmp_path / "images")))
+    model = cnnzoo.create_model("resnet20", num_classes=3, in_chans=1)
+    model.pretrained_cfg = {"weights": "run x", "loaded": "116 of 116 tensors loaded", "class_names": ["a", "b", "c"],
+                            "mean": None, "std": None}
+    said = []
+    start_from_weights(model, spec, None, said.append)
+    assert said[1] == (f"note: the weights' head was trained on classes a, b, c, this data's are "
+                       f"{', '.join(spec.class_names)}: it is kept, and training re-learns which is which")
+    said.clear()
+    model.pretrained_cfg["class_names"] = list(spec.class_names)
+    start_from_weights(model, spec, None, said.append)
+    assert len(said) == 1  # the same classes: nothing to say

@@ -20,6 +20,7 @@ from torch import nn
 
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.pretrained import freeze
+from cnnzoo.utils.text import first_few
 
 __all__ = ["prediction_resize", "start_from_weights", "with_pretrained_preprocessing"]
 
@@ -32,6 +33,10 @@ def start_from_weights(model: nn.Module, spec: DataSpec, freeze_upto: str | None
     pretrained = getattr(model, "pretrained_cfg", None)
     if pretrained is not None:
         write(f"weights: {pretrained['weights']}: {pretrained['loaded']}")
+        names = pretrained.get("class_names")
+        if names and list(names) != list(spec.class_names):  # a head of the same size, for other classes
+            write(f"note: the weights' head was trained on classes {first_few(list(names), 3)}, this data's are "
+                  f"{first_few(list(spec.class_names), 3)}: it is kept, and training re-learns which is which")
         spec = with_pretrained_preprocessing(spec, pretrained)
     if freeze_upto:
         frozen = freeze(model, freeze_upto)
