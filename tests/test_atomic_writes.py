@@ -1,8 +1,11 @@
 """Atomic writes (temporary file, then rename), shared by the plots, label maps and overlays."""
 
+import os
+import stat
+
 import pytest
 
-from cnnzoo.utils.atomic import check_output_path, write_atomically
+from cnnzoo.utils.atomic import check_output_path, write_atomically, write_files_atomically
 
 
 def test_writes_the_file_and_leaves_nothing_else(tmp_path):
@@ -66,3 +69,16 @@ def test_a_file_that_cannot_be_written_leaves_the_others_as_they_were(tmp_path):
         write_files_atomically({tmp_path / "model.onnx": b"new", tmp_path / "missing" / "model.json": b"{}"})
     assert (tmp_path / "model.onnx").read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]  # no temporary left
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_get_the_mode_of_the_umask(tmp_path, umask, mode):
+    previous = os.umask(umask)
+    try:
+        one = write_atomically(tmp_path / "one.txt", lambda stream: stream.write(b"1"))
+        two, three = write_files_atomically({tmp_path / "two.txt": b"2", tmp_path / "three.txt": b"3"})
+    finally:
+        os.umask(previous)
+    for path in (one, two, three):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path

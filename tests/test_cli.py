@@ -106,7 +106,9 @@ def test_summary_plot_writes_a_png(capsys, tmp_path):
     (["compare", "resnet18", "vgg1"], "unknown model"),
     (["explain", "no-such-topic"], "topic"),
     (["summary", "resnet18", "--depth", "-1"], "depth must be a non-negative integer"),
-    (["summary", "resnet18", "--input", "99999999999"], "cannot create an input of size"),
+    (["summary", "resnet18", "--input", "99999999999"], "a side can be at most 65536 pixels"),
+    (["summary", "resnet20", "--input", "3x99999999999999999999x1"], "a side can be at most 65536 pixels"),
+    (["summary", "resnet20", "--input", "99999999999999999999x32x32"], "at most 65536 channels"),
     # an option of the wrong type fails deep inside PyTorch unless the builder checks it
     (["summary", "mobilenet_v1", "-k", "width_mult=abc"], "width_mult"),
     (["summary", "resnet18", "-k", "num_classes=[10]"], "num_classes"),
@@ -116,6 +118,21 @@ def test_user_errors_exit_2_with_one_line(capsys, argv, message):
     assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bogus"], "cnnzoo: error: argument COMMAND: invalid choice: 'bogus'"),
+    (["train", "resnet20", "--epochs", "abc"], "cnnzoo train: error: argument --epochs: invalid int value: 'abc'"),
+    (["export", "resnet20"], "cnnzoo export: error: the following arguments are required: --out"),
+    (["summary", "resnet20", "--no-such-flag"], "cnnzoo: error: unrecognized arguments: --no-such-flag"),
+    ([], "cnnzoo: error: the following arguments are required: COMMAND"),
+])
+def test_argument_errors_are_one_line_without_the_usage_banner(capsys, argv, message):
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.startswith(message)
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err and err.strip().endswith("--help`)")
 
 
 def test_compare_json(capsys):

@@ -178,6 +178,10 @@ def test_export_a_model_name_with_options_and_a_size(capsys, tmp_path):
     (["resnet20", "--out", "{tmp}/a.pt", "--format", "torchscript", "--preprocess-in-graph"],
      "needs the mean and std of a trained run"),
     (["resnet20", "--out", "{tmp}/a.json"], "another suffix than .json"),
+    (["resnet20", "--out", "{tmp}/a.onnx", "--opset", "0"], "opset 0 is not one the ONNX exporter writes: choose 7 to"),
+    (["resnet20", "--out", "{tmp}/a.onnx", "--opset", "5"], "opset 5 is not one the ONNX exporter writes"),
+    (["resnet20", "--out", "{tmp}/a.onnx", "--opset", "99"], "opset 99 is not one the ONNX exporter writes"),
+    (["resnet20", "--out", "{tmp}/a.onnx", "--opset", "9", "--exporter", "dynamo"], "wrote opset 18, not the 9 asked"),
 ])
 def test_export_bad_input_is_one_line_and_exit_code_2(capsys, tmp_path, argv, message):
     code, _, err = run_cli(capsys, "export", *[a.format(tmp=tmp_path) for a in argv])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from cnnzoo.cli.main import main
@@ -154,10 +155,47 @@ def test_config_key_that_does_not_exist(capsys, tmp_path):
         (["-k", "no_such_option=1"], "bad option for model 'unet'"),
         (["--loss", "focal"], "'loss' must be one of"),
         (["--amp", "fp16", "--device", "cpu"], "amp fp16 needs a GPU"),
+        (["--lr", "inf"], "option 'lr' must be a finite number, got inf"),
+        (["--lr", "nan"], "option 'lr' must be a finite number, got nan"),
+        (["--lr", "1e999"], "option 'lr' must be a finite number"),
+        (["--time-limit", "inf"], "option 'time_limit' must be a finite number"),
+        (["--momentum", "nan"], "option 'momentum' must be a finite number"),
+        (["--weight-decay", "inf"], "option 'weight_decay' must be a finite number"),
+        (["--label-smoothing", "nan"], "option 'label_smoothing' must be a finite number"),
+        (["--warmup-epochs", "inf"], "option 'warmup_epochs' must be a finite number"),
+        (["--clip-grad", "inf"], "option 'clip_grad' must be a finite number"),
+        (["--backbone-lr-scale", "nan"], "option 'backbone_lr_scale' must be a finite number"),
+        (["--seed", "100000000000000000000000"], "option 'seed' must be in [0, 2**63 - 1]"),
+        (["--seed", str(2**63)], "option 'seed' must be in [0, 2**63 - 1]"),
+        (["--device", "bogus"], "unknown device 'bogus': use auto, cpu, cuda or cuda:N"),
+        (["--device", "mps"], "unknown device 'mps'"),
     ],
 )
 def test_bad_values(capsys, tmp_path, flags, message):
     expect_user_error(capsys, tmp_path, ["train", *TINY_UNET, *flags, "--out", str(tmp_path / "run")], message)
+
+
+def test_a_gpu_asked_for_where_there_is_none(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    expect_user_error(capsys, tmp_path, ["train", *TINY_UNET, "--device", "cuda:7", "--out", str(tmp_path / "run")],
+                      "no CUDA device here (cuda:7 asked for): use --device cpu")
+
+
+def test_evaluate_and_predict_refuse_an_unknown_device_in_one_line(capsys, tmp_path, monkeypatch):
+    run = tmp_path / "trained"
+    assert run_cli(capsys, "train", *TINY_UNET, "--epochs", "1", "--out", str(run))[0] == 0
+    image = tmp_path / "image.png"
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(image)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, message in [
+        ("bogus", "unknown device 'bogus': use auto, cpu, cuda or cuda:N"),
+        ("cuda:7", "no CUDA device here (cuda:7 asked for): use --device cpu"),
+    ]:
+        for argv in (["evaluate", str(run)], ["predict", str(run), str(image), "--out", str(tmp_path / "masks")]):
+            code, _, err = run_cli(capsys, *argv, "--device", device)
+            assert code == 2 and message in err, err
+            assert err.count("\n") == 1 and err.startswith(f"cnnzoo {argv[0]}: error: ")
+    assert not (tmp_path / "masks").exists()
 
 
 def test_task_mismatch(capsys, tmp_path):

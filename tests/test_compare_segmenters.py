@@ -99,3 +99,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     assert main(["compare-segmenters", "--data", "cells", "--run", str(tmp_path / "missing")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("cnnzoo compare-segmenters: error:") for line in errors)
+
+
+@pytest.mark.parametrize("count", ["0", "-3"])
+def test_images_below_one_names_the_flag(capsys, count):
+    assert main(["compare-segmenters", "--data", "cells", "--images", count]) == 2
+    err = capsys.readouterr().err
+    assert err == f"cnnzoo compare-segmenters: error: --images must be at least 1, got {count}\n"

@@ -182,3 +182,32 @@ def test_a_corrupt_weights_file_is_a_value_error(tmp_path):
     (tmp_path / "best.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(ValueError, match="cannot read"):
         load_trained(tmp_path)
+
+
+def test_a_folder_in_place_of_the_weights_is_not_called_missing(tmp_path):
+    save_checkpoint(tmp_path / "best", trained_resnet20(), meta_for())
+    (tmp_path / "best.safetensors").unlink()
+    (tmp_path / "best.safetensors").mkdir()
+    with pytest.raises(ValueError, match="best.safetensors is not a file"):
+        load_trained(tmp_path)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_weights_file_says_so(tmp_path):
+    save_checkpoint(tmp_path / "best", trained_resnet20(), meta_for())
+    (tmp_path / "best.safetensors").chmod(0)
+    try:
+        with pytest.raises(PermissionError, match="is not readable"):
+            load_trained(tmp_path)
+    finally:
+        (tmp_path / "best.safetensors").chmod(0o644)
+
+
+def test_a_sidecar_without_num_classes_names_the_file_and_the_key(tmp_path):
+    save_checkpoint(tmp_path / "best", trained_resnet20(), meta_for())
+    sidecar = tmp_path / "best.json"
+    values = json.loads(sidecar.read_text())
+    del values["num_classes"]
+    sidecar.write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"best\.json is not a usable .* lacks num_classes"):
+        load_trained(tmp_path)

@@ -78,7 +78,15 @@ def test_unknown_key_without_a_near_one_lists_the_valid_keys():
         ({"image_size": "3x28x28"}, "'image_size' is HxW or N"),
         ({"image_size": [0, 4]}, "'image_size' must be N, HxW"),
         ({"model_kwargs": ["a"]}, "'model_kwargs' must be a mapping"),
-        ({"device": "tpu:zero"}, "'device' must be auto, cpu"),
+        ({"device": "tpu:zero"}, "unknown device 'tpu:zero': use auto, cpu, cuda or cuda:N"),
+        ({"lr": "inf"}, "'lr' must be a finite number, got inf"),
+        ({"lr": float("nan")}, "'lr' must be a finite number, got nan"),
+        ({"lr": 10**400}, "'lr' must be a finite number"),
+        ({"time_limit": float("inf")}, "'time_limit' must be a finite number"),
+        ({"seed": -1}, r"'seed' must be in \[0, 2\*\*63 - 1\]"),
+        ({"seed": 2**64}, r"'seed' must be in \[0, 2\*\*63 - 1\]"),
+        ({"image_size": [70000, 4]}, "'image_size' must be 1 to 65536 pixels a side"),
+        ({"image_size": "70000"}, "a side can be at most 65536 pixels"),
         ({"loss": "focal"}, "'loss' must be one of ce, dice"),
         ({"loss": "dice"}, "a classifier trains with loss 'ce' only"),
         ({"momentum": 0.0, "nesterov": True}, "nesterov needs a momentum above 0"),
@@ -142,3 +150,26 @@ def test_the_default_batch_size_fits_small_training_sets(task, images, batch):
 
     assert fit_batch_size(task, images) == batch
     assert images // batch >= 16 or batch == 4  # 16 steps an epoch or more, unless the set is tiny
+
+
+def test_a_config_whose_aliases_expand_is_refused_at_once(tmp_path):
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):  # 9 ** 9 = 387,420,489 strings in 1 KB
+        lines.append(f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]")
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines + ["lr: *i"]) + "\n")
+    assert len(path.read_bytes()) < 1500
+    with pytest.raises(ValueError, match=r"expands to more than 10000 values \(aliases nested in aliases\?\)"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("epochs: [1, 2\nlr: 0.1\n", r"is not valid YAML: expected ',' or '\]', but got ':' \(line 2, column 3\)"),
+    ('lr: !!python/object/apply:os.system ["echo hi"]\n', r"constructor for the tag .*safe loader"),
+])
+def test_broken_yaml_is_one_line(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as caught:
+        load_config(path)
+    assert "\n" not in str(caught.value)

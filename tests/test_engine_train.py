@@ -373,3 +373,44 @@ def test_plots_are_png_files(tmp_path):
     for path in paths:
         assert path.read_bytes().startswith(PNG_SIGNATURE)
     assert center_crop(torch.arange(16).view(4, 4), 2, 2).tolist() == [[5, 6], [9, 10]]
+
+
+# --- one run per directory; a failed run leaves nothing ----------------------------------
+
+def test_two_runs_cannot_claim_one_directory(tmp_path):
+    from cnnzoo.engine.rundir import CLAIM, check_new_run_dir, claim_run_dir
+
+    first = claim_run_dir(tmp_path / "runs" / "resnet20-x-20261202-101010", default_name=True)
+    assert (first / CLAIM).is_file()
+    check_new_run_dir(first)  # a checker between the two steps still sees a free folder ...
+    second = claim_run_dir(tmp_path / "runs" / "resnet20-x-20261202-101010", default_name=True)
+    assert second.name == "resnet20-x-20261202-101010-2"  # ... but only one run gets it
+    with pytest.raises(ValueError, match="is being written by another run"):
+        claim_run_dir(first, default_name=False)  # a name the user gave is not changed
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    import cnnzoo.engine.rundir as rundir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(rundir.time, "strftime", lambda fmt, *args: "20261202-101010")  # one second for both
+    data = str(make_class_folder(tmp_path / "images"))
+    first = train(config_for(tmp_path, data=data, out=None, epochs=1))
+    second = train(config_for(tmp_path, data=data, out=None, epochs=1))
+    assert first.run_dir != second.run_dir and second.run_dir.name.endswith("-2")
+    assert (first.run_dir / "best.safetensors").is_file() and (second.run_dir / "best.safetensors").is_file()
+
+
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_directory(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+
+    def boom(self, epoch):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module._Run, "_epoch", boom)
+    with pytest.raises(KeyboardInterrupt):
+        train(config_for(tmp_path, out=str(out), epochs=1))
+    assert not out.exists()
+    monkeypatch.undo()
+    train(config_for(tmp_path, data=str(tmp_path / "images"), out=str(out), epochs=1))  # --out is free again
+    assert (out / "best.safetensors").is_file()

@@ -146,3 +146,14 @@ def test_a_hub_repository_offline_is_one_line(tmp_path):
         "cannot load 'nobody/no-such-cnnzoo-model': it is not a local folder, and the Hugging Face Hub "
         "is offline (HF_HUB_OFFLINE=1) with no copy in the cache"
     )
+
+
+def test_a_head_without_num_classes_is_named_not_a_bare_key(tmp_path):
+    model = cnnzoo.create_model("resnet20")
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    config = json.loads(config_file.read_text())
+    del config["head"]["num_classes"]
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"the head in config.json lacks num_classes"):
+        cnnzoo.from_pretrained(tmp_path)

@@ -93,3 +93,10 @@ def test_non_strict_load_skips_missing_keys_but_refuses_wrong_shapes():
     full = {k: torch.zeros(shape) for k, shape in layout.items()}
     with pytest.raises(ValueError, match=r"shape mismatch in classifier\.1\.bias, classifier\.1\.weight"):
         load_torchvision_state_dict(model, full, strict=False)
+
+
+@pytest.mark.parametrize("not_a_dict", ["resnet18.pth", Path("resnet18.pth")])
+def test_a_path_instead_of_a_state_dict_says_what_to_call(not_a_dict):
+    model = cnnzoo.create_model("resnet20")
+    with pytest.raises(TypeError, match=r"takes a state dict .*create_model\(name, weights='file.pth'\)"):
+        load_torchvision_state_dict(model, not_a_dict)

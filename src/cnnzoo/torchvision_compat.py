@@ -36,8 +36,15 @@ def load_torchvision_state_dict(model: nn.Module, state_dict: Mapping[str, torch
 
     Raises ``ValueError`` naming the keys when the checkpoint is for another architecture:
     missing and unexpected keys with ``strict=True``, tensors of the wrong shape always
-    (``load_state_dict`` cannot load those even when not strict).
+    (``load_state_dict`` cannot load those even when not strict). ``TypeError`` when
+    ``state_dict`` is not a mapping (a file path, say: ``create_model(name, weights=path)``
+    reads files).
     """
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(
+            "load_torchvision_state_dict takes a state dict (a mapping of names to tensors), "
+            f"not {type(state_dict).__name__}; for a file use cnnzoo.create_model(name, weights='file.pth')"
+        )
     renamed = torchvision_to_cnnzoo_keys(model, state_dict)
     own = model.state_dict()
     missing = sorted(set(own) - set(renamed)) if strict else []

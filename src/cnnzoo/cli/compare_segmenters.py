@@ -50,6 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output_path(args.out)
+    if args.images < 1:
+        raise ValueError(f"--images must be at least 1, got {args.images}")
     if args.tune_images < 1:
         raise ValueError(f"--tune-images must be at least 1, got {args.tune_images}")
     rows = compare_segmenters(args.data, args.runs, num_images=args.images, tune_images=args.tune_images,

@@ -34,8 +34,16 @@ USER_ERRORS = (ValueError, OSError, KeyError)
 PIPE_CLOSED = 141  # 128 + SIGPIPE, as `yes | head -1` leaves `yes`
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, as every other error of cnnzoo's is
+    (argparse prints its whole usage banner first): the message and where help is."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cnnzoo",
         description="The classic convolutional architectures, their building blocks and their costs.",
         epilog="Run `cnnzoo COMMAND --help` for the options and an example of each command.",

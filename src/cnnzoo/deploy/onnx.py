@@ -25,10 +25,23 @@ from torch import nn
 
 from cnnzoo.utils.text import first_line
 
-__all__ = ["DEFAULT_EXPORTER", "EXPORTERS", "onnx_opset", "quiet_exporters", "to_onnx", "with_metadata"]
+__all__ = ["DEFAULT_EXPORTER", "EXPORTERS", "OPSETS", "check_opset", "onnx_opset", "quiet_exporters", "to_onnx", "with_metadata"]
 
 EXPORTERS = ("auto", "legacy", "dynamo")
 DEFAULT_EXPORTER = "auto"  # legacy, and dynamo where legacy cannot export the model
+
+
+def _supported_opsets() -> range:
+    """The opsets torch.onnx's exporters can write (torch 2.13: 7 to 23)."""
+    try:
+        from torch.onnx import _constants
+
+        return range(_constants.ONNX_MIN_OPSET, _constants.ONNX_MAX_OPSET + 1)
+    except (ImportError, AttributeError):  # a private module: the range of torch 2.13
+        return range(7, 24)
+
+
+OPSETS = _supported_opsets()
 # protobuf's hard limit on one message: a bigger ONNX model would need its weights in a side file.
 _ONNX_SIZE_LIMIT = 2**31 - 1
 
@@ -44,6 +57,7 @@ def to_onnx(
     exporter, then dynamo; ``ValueError`` when none succeeds, naming what failed."""
     if exporter not in EXPORTERS:
         raise ValueError(f"unknown ONNX exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
+    check_opset(opset)
     free = _free_axes(dynamic_batch, dynamic_size)
     if exporter != "auto":
         return _export(model, example, opset, free, exporter), exporter
@@ -54,6 +68,14 @@ def to_onnx(
             return _export(model, example, opset, free, "dynamo"), "dynamo"
         except ValueError as dynamo_error:
             raise ValueError(f"{legacy_error}; {dynamo_error}") from dynamo_error
+
+
+def check_opset(opset: int | None) -> int | None:
+    """``opset`` when the installed exporters can write it (or None: the exporter's own),
+    else a ValueError naming the range."""
+    if opset is not None and opset not in OPSETS:
+        raise ValueError(f"opset {opset} is not one the ONNX exporter writes: choose {OPSETS[0]} to {OPSETS[-1]}")
+    return opset
 
 
 def with_metadata(data: bytes, metadata: Mapping[str, str]) -> bytes:
@@ -105,6 +127,9 @@ def _export(model: nn.Module, example: torch.Tensor, opset: int | None, free: di
         raise
     except Exception as err:  # the exporters raise many types; the first line says what failed
         raise ValueError(f"ONNX export ({exporter}) failed: {first_line(err)}") from err
+    written = onnx_opset(data) if opset is not None else opset
+    if written != opset:  # dynamo falls back on its own opset where it cannot convert the graph to the one asked for
+        raise ValueError(f"ONNX export ({exporter}) wrote opset {written}, not the {opset} asked for")
     return data
 
 
@@ -112,9 +137,10 @@ def _export(model: nn.Module, example: torch.Tensor, opset: int | None, free: di
 def quiet_exporters() -> Iterator[None]:
     """Silence what a user cannot act on: deprecation and tracer warnings, the dynamo
     exporter's progress lines, its notes that torchvision's operators are not installed, and
-    the legacy exporter's dump of the whole graph when it fails (written by C++ to the
+    onnxscript's version converter's tracebacks where it cannot write the opset asked for
+    (:func:`_export` then says so in one line), the legacy exporter's dump of the whole graph when it fails (written by C++ to the
     process's standard output, hence the redirect of file descriptor 1)."""
-    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch._export")]
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch._export", "onnxscript")]
     levels = [logger.level for logger in loggers]
     try:
         for logger in loggers:

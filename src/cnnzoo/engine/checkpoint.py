@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -140,6 +141,10 @@ def _resolve(path: str | Path, which: str) -> dict[str, Path]:
         raise FileNotFoundError(f"no checkpoint at {path}: give a run directory or a .safetensors file")
     paths = checkpoint_paths(stem)
     for kind in ("weights", "sidecar"):
+        if paths[kind].exists() and not paths[kind].is_file():
+            raise ValueError(f"checkpoint file {paths[kind]} is not a file (a folder?); a checkpoint is two files")
+        if paths[kind].is_file() and not os.access(paths[kind], os.R_OK):
+            raise PermissionError(f"checkpoint file {paths[kind]} is not readable (permission denied)")
         if not paths[kind].is_file():
             hint = " (a run directory holds best.safetensors and last.safetensors once an epoch has ended)"
             raise FileNotFoundError(f"checkpoint file not found: {paths[kind]}{hint}")

@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from cnnzoo.engine.distributed import check_device_name
 from cnnzoo.engine.losses import LOSSES
 from cnnzoo.registry import model_info
-from cnnzoo.utils.sizes import parse_input_size
+from cnnzoo.utils.sizes import check_side, parse_input_size
 from cnnzoo.utils.text import closest_names
 
 __all__ = [
@@ -58,6 +57,8 @@ __all__ = [
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
+# torch.Generator.manual_seed takes at most 2**64 - 1, and epoch e seeds with seed + e.
+MAX_SEED = 2**63 - 1
 AMP_MODES = ("none", "bf16", "fp16")
 AUGMENT_LEVELS = ("none", "light", "default", "strong")  # cnnzoo.data.augment.LEVELS (kept here: no kornia import for --help)
 PROGRESS_MODES = ("auto", "bar", "log")
@@ -146,12 +147,44 @@ def load_config(path: str | Path) -> dict[str, Any]:
         try:
             values = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+            raise ValueError(f"config file {path} is not valid YAML: {_yaml_problem(err)}") from None
+    _check_expansion(values, path)
     if values is None:
         return {}
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of option: value, got {type(values).__name__}")
     return _normalize_keys(values, source=f"config file {path}")
+
+
+MAX_CONFIG_VALUES = 10_000  # a run's options are a few dozen values; YAML aliases can make billions
+
+
+def _check_expansion(values: Any, path: Path) -> None:
+    """Refuse a config that expands past :data:`MAX_CONFIG_VALUES` values: YAML aliases
+    nested in aliases (a "billion laughs" file of a kilobyte) build a structure whose every
+    walk, or printing in an error message, would not end."""
+    budget = MAX_CONFIG_VALUES
+    stack = [values]
+    while stack:
+        budget -= 1
+        if budget < 0:
+            raise ValueError(f"config file {path} expands to more than {MAX_CONFIG_VALUES} values "
+                             "(aliases nested in aliases?); a run's options are a few dozen")
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)
+
+
+def _yaml_problem(err: Exception) -> str:
+    """PyYAML's several-line report as one line: the problem and where it is."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if "constructor for the tag" in problem:
+        problem += "; configs are read with YAML's safe loader, which builds no Python objects"
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else problem
 
 
 def resolve_config(file_values: dict[str, Any], flag_values: dict[str, Any]) -> TrainConfig:
@@ -252,7 +285,13 @@ def _as_float(key: str, value: Any) -> float:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"option {key!r} must be a number, got {value!r}")
-    return float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer too large for a float (10**400)
+        value = math.inf
+    if not math.isfinite(value):  # inf / nan would pass the range checks below, or reach config.json
+        raise ValueError(f"option {key!r} must be a finite number, got {value}")
+    return value
 
 
 def _as_bool(key: str, value: Any) -> bool:
@@ -276,7 +315,7 @@ def _as_image_size(value: Any) -> tuple[int, int]:
         isinstance(value, (list, tuple)) and len(value) == 2
         and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value)
     ):
-        return (value[0], value[1])
+        return (check_side(value[0], "option 'image_size'"), check_side(value[1], "option 'image_size'"))
     raise ValueError(f"option 'image_size' must be N, HxW or [H, W] with positive integers, got {value!r}")
 
 
@@ -312,8 +351,9 @@ def _check_ranges(config: TrainConfig) -> None:
     for key in ("epochs", "batch_size", "accum_steps", "train_size", "val_size", "threads"):
         value = getattr(config, key)
         require(value is None or value >= 1, f"option {key!r} must be at least 1, got {value}")
-    for key in ("workers", "seed", "num_overlays"):
+    for key in ("workers", "num_overlays"):
         require(getattr(config, key) >= 0, f"option {key!r} must be 0 or more, got {getattr(config, key)}")
+    require(0 <= config.seed <= MAX_SEED, f"option 'seed' must be in [0, 2**63 - 1], got {config.seed}")
     require(config.lr > 0, f"option 'lr' must be positive, got {config.lr}")
     require(0 <= config.momentum < 1, f"option 'momentum' must be in [0, 1), got {config.momentum}")
     require(config.weight_decay >= 0, f"option 'weight_decay' must be 0 or more, got {config.weight_decay}")
@@ -331,8 +371,4 @@ def _check_ranges(config: TrainConfig) -> None:
         not (config.nesterov and config.optimizer == "sgd" and config.momentum == 0),
         "nesterov needs a momentum above 0",
     )
-    if config.device != "auto":
-        try:
-            torch.device(config.device)
-        except RuntimeError:
-            raise ValueError(f"option 'device' must be auto, cpu, cuda or cuda:N, got {config.device!r}") from None
+    check_device_name(config.device)  # unknown names, and a GPU this machine lacks, before anything is written

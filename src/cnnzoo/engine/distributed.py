@@ -15,6 +15,7 @@ DDP; only rank 0 writes files and prints.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -30,6 +31,7 @@ __all__ = [
     "any_process",
     "barrier",
     "broadcast_object",
+    "check_device_name",
     "init_distributed",
     "resolve_device",
     "shutdown",
@@ -59,15 +61,30 @@ class DistributedContext:
         return self.rank == 0
 
 
+def check_device_name(name: str) -> str:
+    """``name`` when it is a device cnnzoo runs on here (auto, cpu, cuda or cuda:N), else a
+    ValueError saying what to write instead (one line, for the CLI)."""
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"no CUDA device here ({name} asked for): use --device cpu")
+        index = int(name.partition(":")[2] or 0)
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise ValueError(f"device {name} does not exist: this machine has {count} GPU(s)")
+    return name
+
+
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """``"auto"`` -> ``cuda:LOCAL_RANK`` when a GPU is there, else ``cpu``; ``"cuda"`` under
-    torchrun -> this process's own GPU."""
+    torchrun -> this process's own GPU. A name that is none of auto, cpu, cuda, cuda:N, or a
+    GPU this machine lacks, is a ValueError (:func:`check_device_name`)."""
+    check_device_name(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         if device.index >= torch.cuda.device_count():

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.deploy.onnx import DEFAULT_EXPORTER, EXPORTERS, onnx_opset, quiet_exporters, to_onnx, with_metadata
+from cnnzoo.deploy.onnx import DEFAULT_EXPORTER, EXPORTERS, check_opset, onnx_opset, quiet_exporters, to_onnx, with_metadata
 from cnnzoo.deploy.openvino_files import openvino_files
 from cnnzoo.deploy.preprocess import Uint8Input
 from cnnzoo.deploy.runners import OnnxRuntimeRunner, OpenVinoRunner
@@ -223,6 +223,7 @@ def _check_options(format: str, exporter: str, opset: int | None, tolerance: flo
         raise ValueError(f"unknown ONNX exporter {exporter!r}; choose one of {', '.join(EXPORTERS)}")
     if format == "torchscript" and opset is not None:
         raise ValueError("an opset applies only to ONNX export")
+    check_opset(opset)
     if not tolerance > 0:
         raise ValueError(f"tolerance must be positive, got {tolerance}")
 

@@ -21,6 +21,8 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from typing import Any
 from cnnzoo.engine.tensorboard_log import TensorBoardLog, open_tensorboard
 from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["RunDir", "check_new_run_dir", "default_run_dir"]
+__all__ = ["CLAIM", "RunDir", "check_new_run_dir", "claim_run_dir", "default_run_dir"]
 
 
 def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:
@@ -42,12 +44,42 @@ def check_new_run_dir(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ValueError(f"run directory {path} is a file")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(entry.name != CLAIM for entry in path.iterdir()):
         raise ValueError(
             f"run directory {path} already exists and is not empty; continue it with --resume {path} "
             "or choose another --out"
         )
     return path
+
+
+CLAIM = ".cnnzoo-run"  # created exclusively: the one run that writes into a directory
+
+
+def claim_run_dir(path: str | Path, default_name: bool) -> Path:
+    """Make ``path`` this run's, atomically: checking that a folder is free and creating it
+    are two steps another run started in the same second can come between, so the run
+    creates :data:`CLAIM` inside it with ``O_EXCL``, which only one process can. When that
+    fails a default name (``runs/MODEL-DATA-TIMESTAMP``) moves on to ``-2``, ``-3``, ...; a
+    name the user gave is an error. Returns the directory claimed."""
+    path = Path(path)
+    for attempt in range(1, 1000):
+        candidate = path if attempt == 1 else path.with_name(f"{path.name}-{attempt}")
+        try:
+            candidate.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(candidate / CLAIM, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not default_name:
+                raise ValueError(f"run directory {path} is being written by another run (started at the same time); "
+                                 "choose another --out") from None
+            continue
+        except OSError as err:
+            raise OSError(f"cannot create the run directory {candidate}: {err.strerror or err}") from None
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(f"pid {os.getpid()} at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        if any(entry.name != CLAIM for entry in candidate.iterdir()) and default_name:
+            continue  # a folder of that name with another run's files in it: not ours either
+        return candidate
+    raise ValueError(f"no free run directory next to {path}")
 
 
 class RunDir:
@@ -59,6 +91,7 @@ class RunDir:
         self.path = Path(path)
         self.enabled = enabled
         self.tensorboard = tensorboard
+        self.claimed = False  # whether this run made the directory its own (create)
         self._tensorboard: TensorBoardLog | None = None
         self._config: dict[str, Any] | None = None
 
@@ -66,15 +99,20 @@ class RunDir:
     def plots(self) -> Path:
         return self.path / "plots"
 
-    def create(self) -> None:
-        """The directory and its ``plots/``, and the TensorBoard log (a warning when it is asked
-        for and the package is missing): before the first epoch."""
+    def create(self, claim: bool = True, default_name: bool = False) -> Path:
+        """The directory (claimed for this run with :func:`claim_run_dir` unless it is a run
+        being resumed) and its ``plots/``, and the TensorBoard log (a warning when it is asked
+        for and the package is missing): before the first epoch. Returns the directory."""
         if self.enabled:
+            if claim:
+                self.path = claim_run_dir(self.path, default_name)
+                self.claimed = True
             try:
                 self.plots.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise OSError(f"cannot create the run directory {self.path}: {err.strerror or err}") from None
             self._tensorboard = open_tensorboard(self.path / "tensorboard", self.tensorboard)
+        return self.path
 
     def write_config(self, config: dict[str, Any]) -> None:
         self._config = config  # also the hyper-parameters TensorBoard gets at the end
@@ -101,12 +139,16 @@ class RunDir:
         if self._tensorboard is not None:
             self._tensorboard.log_epoch(epoch, {key: value for key, value in row.items() if _is_scalar(value)})
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
         """The end of the run: TensorBoard gets the pictures under ``plots/`` and the options
-        with the final metrics."""
+        with the final metrics. A run that ``failed`` before it saved a checkpoint (a NaN in
+        epoch 1, Ctrl-C, an error) had made nothing worth keeping: the directory it claimed
+        is removed, so that ``--out`` can be used again."""
         if self._tensorboard is not None:
             self._tensorboard.finish(self._config, self.plots)
         self._tensorboard = None
+        if failed and self.enabled and self.claimed and not any(self.path.glob("*.safetensors")):
+            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _is_scalar(value: Any) -> bool:

@@ -21,6 +21,7 @@ continues exactly as if it had not stopped.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -134,19 +135,16 @@ class _Run:
         else:
             self.history, self.best, self.start_epoch, self.step = [], {}, 0, 0
         self.writer = RunDir(self.run_dir, enabled=self.ctx.is_main, tensorboard=config.tensorboard)
-        self.writer.create()
+        self.run_dir = self.writer.create(claim=not config.resume, default_name=not (config.out or config.resume))
         self.writer.write_config(config_to_dict(self.resolved))
         self.pictures = RunPictures(self.writer.plots, self.spec, f"{config.model} on {config.data}", self.feed,
                                     config.num_overlays, enabled=self.ctx.is_main)
         try:
             self._loop()
-        except NonFiniteLossError:
-            self.pictures.draw_all(self.history, self.model, self.run_dir)  # the curves up to the failure
-            raise
-        else:
-            self.pictures.draw_all(self.history, self.model, self.run_dir)
-        finally:
-            self.writer.close()
+        finally:  # the curves so far, also of a run that failed; a run that saved nothing leaves nothing
+            if self.history:
+                self.pictures.draw_all(self.history, self.model, self.run_dir)
+            self.writer.close(failed=sys.exc_info()[0] is not None)
         return TrainResult(run_dir=self.run_dir, history=self.history, best=self.best)
 
     def _read_resume(self) -> tuple[RunMeta, dict[str, Any]]:
@@ -170,7 +168,7 @@ class _Run:
         # Rank 0 checks and tells the others (one timestamp, one verdict): a process checking
         # after rank 0 had begun writing would see a folder in use.
         error = None
-        if self.ctx.is_main:
+        if self.ctx.is_main and config.out:  # a default name taken moves on to -2 when it is claimed
             try:
                 check_new_run_dir(path)
             except ValueError as err:
@@ -395,7 +393,7 @@ class _Run:
         last = self.run_dir / "last.safetensors"
         kept = (
             f"the last good checkpoint, {last} (epoch {self.history[-1]['epoch']}), is intact"
-            if self.history else "no checkpoint had been written yet"
+            if self.history else f"no checkpoint had been written yet, so {self.run_dir} is removed"
         )
         raise NonFiniteLossError(
             f"training stopped: the loss became {value} in epoch {epoch + 1} {where}; {kept}. "

@@ -82,6 +82,10 @@ def build_from_config(config: dict[str, Any], overrides: dict[str, Any], source:
         raise ValueError(f"{source}: {CONFIG_NAME} is not a cnnzoo model's (no architecture and options)")
     model = find_model(name).build(**{**options, **overrides})
     head = config.get("head")
+    if head is not None:
+        lacking = [key for key in ("num_classes", "global_pool") if not isinstance(head, dict) or key not in head]
+        if lacking:
+            raise ValueError(f"{source}: the head in {CONFIG_NAME} lacks {', '.join(lacking)}")
     if head and head["num_classes"] != model.num_classes:
         model.reset_classifier(head["num_classes"])
     if head and head["global_pool"] not in (None, model.global_pool_type):

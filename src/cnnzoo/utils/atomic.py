@@ -1,6 +1,8 @@
 """Atomic file writes: a temporary file in the destination folder, then a rename.
 
 A reader never sees half a file, and a failed write leaves the old file (if any) as it was.
+A new file gets the mode a plain ``open(path, "w")`` would give it (0666 less the umask),
+not the 0600 of :func:`tempfile.mkstemp`.
 Used by every single-file writer in the package (run files, plots, label maps, overlays);
 files that belong together (a checkpoint's weights and sidecar, an export and its
 metadata) go through :func:`write_files_atomically`: all written first, then all renamed.
@@ -38,6 +40,25 @@ def check_output_path(path: str | os.PathLike, create_folder: bool = False) -> P
     return path
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the process's umask (mkstemp's are 0600)."""
+    umask = os.umask(0)  # the one way to read it: set, then put it back at once
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    """A temporary file next to ``path`` (descriptor, name), with the mode a plain write would give it."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temporary, _new_file_mode())
+    except OSError:
+        os.close(handle)
+        os.unlink(temporary)
+        raise
+    return handle, temporary
+
+
 def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None], create_folder: bool = False) -> Path:
     """Call ``write(stream)`` on a temporary file next to ``path``, then rename it to ``path``.
 
@@ -46,7 +67,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
     """
     path = check_output_path(path, create_folder)
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        handle, temporary = _temporary_beside(path)
     except OSError as err:
         raise OSError(f"cannot write {path}: {err.strerror or err}") from None
     try:
@@ -73,7 +94,7 @@ def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
     temporaries: dict[Path, str] = {}
     try:
         for path, payload in payloads.items():
-            handle, temporaries[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            handle, temporaries[path] = _temporary_beside(path)
             with os.fdopen(handle, "wb") as stream:
                 stream.write(payload)
                 stream.flush()
