@@ -240,3 +240,42 @@ def test_tensorboard_flag(flag, value):
 
     args = build_parser().parse_args(["train", "resnet20", "--data", "shapes", *flag])
     assert gather_config(args).tensorboard is value
+
+
+@pytest.mark.parametrize("stop_at, saved", [(1, True), (0, False)])
+def test_ctrl_c_says_what_is_saved_and_how_to_continue(capsys, tmp_path, monkeypatch, stop_at, saved):
+    from cnnzoo.engine import trainer as trainer_module
+
+    original_epoch = trainer_module._Run._epoch
+
+    def stopped(self, epoch):
+        if epoch == stop_at:
+            raise KeyboardInterrupt
+        original_epoch(self, epoch)
+
+    monkeypatch.setattr(trainer_module._Run, "_epoch", stopped)
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", *TINY_UNET, "--epochs", "2", "--out", str(run))
+    assert code == 130 and len(err.strip().splitlines()) == 1
+    if saved:
+        assert err.strip() == f"cnnzoo train: interrupted: epoch 1 is saved in {run}; continue with: cnnzoo train --resume {run}"
+        assert (run / "last.safetensors").is_file()
+    else:
+        assert err.strip() == f"cnnzoo train: interrupted: no epoch had been saved, so {run} is removed"
+        assert not run.exists()
+
+
+def test_an_unexpected_error_is_one_line_and_a_report_file(capsys, monkeypatch):
+    from cnnzoo.cli import zoo
+
+    def broken(args):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(zoo, "run_list", broken)
+    code, _, err = run_cli(capsys, "list")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("cnnzoo list: unexpected error: boom (full report: ")
+    report = Path(err.strip().rsplit("full report: ", 1)[1].rstrip(")"))
+    text = report.read_text()
+    assert "Traceback" in text and "RuntimeError: boom" in text
+    report.unlink()

@@ -13,8 +13,11 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
+import traceback
 
 from cnnzoo import __version__
+from cnnzoo.utils.text import first_line
 
 # Sub-command modules, in the order `cnnzoo --help` lists them.
 COMMAND_MODULES = (
@@ -90,9 +93,26 @@ def _run(argv: list[str] | None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cnnzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # a run says what it saved (cnnzoo.engine.rundir.RunInterrupted)
+        print(f"cnnzoo {args.command}: interrupted" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return 130
+    except Exception as err:  # not the user's doing: one line here, the whole story in a file
+        print(f"cnnzoo {args.command}: unexpected error: {first_line(err)} (full report: {_write_report()})",
+              file=sys.stderr)
+        return 1
+
+
+def _write_report() -> str:
+    """The traceback of the exception being handled, in a new file under the temporary
+    folder; its path (or where it could not be written)."""
+    report = traceback.format_exc()
+    try:
+        descriptor, path = tempfile.mkstemp(prefix="cnnzoo-error-", suffix=".txt")
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(f"cnnzoo {__version__}, python {sys.version.split()[0]}\n{' '.join(sys.argv)}\n\n{report}")
+    except OSError as err:
+        return f"not written: {err}"
+    return path
 
 
 if __name__ == "__main__":

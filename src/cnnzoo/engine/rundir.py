@@ -30,7 +30,7 @@ from typing import Any
 from cnnzoo.engine.tensorboard_log import TensorBoardLog, open_tensorboard
 from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["CLAIM", "RunDir", "check_new_run_dir", "claim_run_dir", "default_run_dir"]
+__all__ = ["CLAIM", "RunDir", "RunInterrupted", "check_new_run_dir", "claim_run_dir", "default_run_dir"]
 
 
 def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:
@@ -50,6 +50,17 @@ def check_new_run_dir(path: str | Path) -> Path:
             "or choose another --out"
         )
     return path
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, saying what is saved and the command that continues it."""
+
+    def __init__(self, run_dir: Path, saved_epoch: int) -> None:
+        if saved_epoch:
+            message = f"epoch {saved_epoch} is saved in {run_dir}; continue with: cnnzoo train --resume {run_dir}"
+        else:
+            message = f"no epoch had been saved, so {run_dir} is removed"
+        super().__init__(message)
 
 
 CLAIM = ".cnnzoo-run"  # created exclusively: the one run that writes into a directory

@@ -57,7 +57,7 @@ from cnnzoo.engine.optim import build_optimizer, build_scheduler
 from cnnzoo.engine.progress import Progress, format_duration
 from cnnzoo.engine.run_pictures import RunPictures
 from cnnzoo.engine.run_summary import describe_run
-from cnnzoo.engine.rundir import RunDir, check_new_run_dir, default_run_dir
+from cnnzoo.engine.rundir import RunDir, RunInterrupted, check_new_run_dir, default_run_dir
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state, seed_epoch, seed_everything
 from cnnzoo.engine.speed import choose_setting, open_settings, say_choice, use_threads
@@ -141,6 +141,8 @@ class _Run:
                                     config.num_overlays, enabled=self.ctx.is_main)
         try:
             self._loop()
+        except KeyboardInterrupt:
+            raise RunInterrupted(self.run_dir, self.history[-1]["epoch"] if self.history else 0) from None
         finally:  # the curves so far, also of a run that failed; a run that saved nothing leaves nothing
             if self.history:
                 self.pictures.draw_all(self.history, self.model, self.run_dir)
