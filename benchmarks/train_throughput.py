@@ -30,10 +30,7 @@ import torch
 
 from cnnzoo.analysis import count_macs
 from cnnzoo.cli.demo import UNET_BATCH_SIZE, UNET_IMAGE_SIZE, UNET_OPTIONS
-from cnnzoo.engine.batches import ModelFeed
-from cnnzoo.engine.losses import build_loss
-from cnnzoo.engine.optim import build_optimizer
-from cnnzoo.engine.speed import seconds_per_step, training_step
+from cnnzoo.engine.speed import seconds_per_step, training_step_timer
 from cnnzoo.registry import create_model
 from cnnzoo.utils.cpu import cpu_name, has_native_bf16
 
@@ -53,18 +50,6 @@ class Workload:
     batch_size: int
     task: str
     optimizer: str
-
-    def build(self, channels_last: bool) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        torch.manual_seed(0)
-        model = create_model(self.model, num_classes=self.num_classes, in_chans=self.input_size[0], **self.options)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        return model, build_optimizer(model, self.optimizer, lr=1e-3, weight_decay=1e-4, nesterov=self.optimizer == "sgd")
-
-    def batch(self) -> dict[str, torch.Tensor]:
-        shape = (self.batch_size,) if self.task == "classification" else (self.batch_size, *self.input_size[1:])
-        return {"image": torch.rand(self.batch_size, *self.input_size),
-                "target": torch.randint(0, self.num_classes, shape)}
 
     def training_flops(self) -> int:
         """FLOPs of one training image: 3 x 2 x the forward multiply-adds."""
@@ -88,12 +73,9 @@ def gemm_seconds(amp: str, size: int = GEMM_SIZE) -> float:
 
 def step_timer(work: Workload, amp: str, channels_last: bool):
     """A function timing one training step of ``work`` in this setting (seconds)."""
-    model, optimizer = work.build(channels_last)
-    loss = build_loss("ce", task=work.task, num_classes=work.num_classes)
-    channels = work.input_size[0]
-    feed = ModelFeed.create([0.5] * channels, [0.25] * channels, torch.device("cpu"), model, amp, channels_last)
-    step = training_step(model, loss, feed, work.batch(), optimizer)
-    return lambda: seconds_per_step(step, steps=3)
+    return training_step_timer(work.model, work.num_classes, work.input_size, work.batch_size, work.task,
+                               model_kwargs=work.options, optimizer=work.optimizer, amp=amp,
+                               channels_last=channels_last)
 
 
 def measure(works: list[Workload], threads: list[int], rounds: int) -> dict:

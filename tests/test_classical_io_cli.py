@@ -9,7 +9,7 @@ from PIL import Image
 
 from cnnzoo.classical import kmeans_segmentation, region_growing, split_and_merge
 from cnnzoo.images.read import read_array, read_label_map
-from cnnzoo.images.write import class_palette, display_rgb, label_palette, write_label_map, write_overlay
+from cnnzoo.images.write import class_palette, display_rgb, label_palette, write_label_map, write_overlay, write_png
 from cnnzoo.cli import segment_classic
 
 # Files --------------------------------------------------------------------------------------
@@ -124,6 +124,19 @@ def test_class_palette_is_black_background_then_tab20():
     # tab20's first two colours are #1f77b4 and #aec7e8 (matplotlib's _cm.py); it repeats after 20.
     np.testing.assert_array_equal(palette[1:3], [[0x1F, 0x77, 0xB4], [0xAE, 0xC7, 0xE8]])
     np.testing.assert_array_equal(palette[21], palette[1])
+
+
+def test_write_png_takes_gray_and_rgb_uint8(tmp_path):
+    gray = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    write_png(tmp_path / "g.png", gray[..., None])
+    rgb = np.stack([gray, gray + 10, gray + 20], axis=2)
+    write_png(tmp_path / "c.png", rgb)
+    with Image.open(tmp_path / "g.png") as g, Image.open(tmp_path / "c.png") as c:
+        assert g.mode == "L" and c.mode == "RGB"
+        np.testing.assert_array_equal(np.array(g), gray)
+        np.testing.assert_array_equal(np.array(c), rgb)
+    with pytest.raises(ValueError, match="uint8 H x W"):
+        write_png(tmp_path / "f.png", rgb.astype(np.float32))
 
 
 def test_label_maps_and_overlays_take_a_palette(tmp_path):

@@ -37,11 +37,13 @@ def test_measure_training_picks_a_thread_count_and_precision():
     assert amp == ("bf16" if has_native_bf16() else "none")
 
 
-def test_class_ious_by_hand():
+def test_the_scene_score_by_hand():
+    from cnnzoo.classical.metrics import score_segmentation  # what the demo scores its scene with
+
     truth = np.array([[0, 0, 1, 1]])
     predicted = np.array([[0, 1, 1, 1]])
     # class 0: 1 pixel in both, 2 in either; class 1: 2 in both, 3 in either; class 2 in neither.
-    ious = demo.class_ious(predicted, truth, 3)
+    ious = list(score_segmentation(truth, predicted, 3).iou)
     assert ious[:2] == [0.5, pytest.approx(2 / 3)] and np.isnan(ious[2])
 
 

@@ -117,6 +117,14 @@ def test_other_channel_counts_repeat_and_rescale():
     torch.testing.assert_close(pretrained.adapt_input_conv(weight, 6).sum(dim=1), weight.sum(dim=1))
 
 
+def test_the_normalization_follows_the_adapted_channels():
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    assert pretrained.adapt_normalization(mean, std, 3) == (mean, std)
+    gray_mean, gray_std = pretrained.adapt_normalization(mean, std, 1)
+    assert gray_mean == pytest.approx(((0.485 + 0.456 + 0.406) / 3,)) and gray_std == pytest.approx(((0.229 + 0.224 + 0.225) / 3,))
+    assert len(pretrained.adapt_normalization(mean, std, 4)[0]) == 4
+
+
 def test_weights_not_cached_and_no_network_say_where_to_put_them(hub, monkeypatch):
     path, _ = hub
     path.unlink()

@@ -32,12 +32,12 @@ from PIL import Image
 
 import cnnzoo
 from cnnzoo.analysis import explain
+from cnnzoo.classical.metrics import score_segmentation
 from cnnzoo.cli.main import main as cnnzoo_main
 from cnnzoo.data import build_data
 from cnnzoo.data.synthetic import SHAPE_CLASSES, make_shapes_scene
 from cnnzoo.engine.speed import default_amp, fastest_thread_count, training_step_timer
-from cnnzoo.images.write import class_palette
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.images.write import class_palette, write_png
 
 CLASSICS = [
     "alexnet", "vgg16", "googlenet", "inception_v3", "resnet50", "resnext50_32x4d",
@@ -149,30 +149,21 @@ def segmentation_demo(root: Path, seconds: float = SEGMENTATION_SECONDS, train_s
     section("Predict a few images, and a large scene that goes through tiles")
     images = write_sample_images(spec.val, root / "shapes-images", count=4)
     scene, truth = make_shapes_scene(scene_size, scale=image_size)
-    save_png(images / "scene.png", scene.transpose(1, 2, 0))
+    write_png(images / "scene.png", scene.transpose(1, 2, 0))
     predictions = root / "unet-predictions"
     show_and_run(["predict", str(run_dir), str(images), "--out", str(predictions), "--overlay"])
     with Image.open(predictions / "scene_mask.png") as mask:
         predicted = np.array(mask)
     print("\nthe scene against its drawn truth: " + ", ".join(
-        f"{name} IoU {iou:.2f}" for name, iou in zip(SHAPE_CLASSES, class_ious(predicted, truth, len(SHAPE_CLASSES)))))
+        f"{name} IoU {iou:.2f}" for name, iou in zip(SHAPE_CLASSES, score_segmentation(truth, predicted,
+                                                                                     len(SHAPE_CLASSES)).iou)))
     comparison = root / "scene-truth-vs-prediction.png"
-    save_png(comparison, side_by_side(scene.transpose(1, 2, 0), truth, predicted, len(SHAPE_CLASSES)))
+    write_png(comparison, side_by_side(scene.transpose(1, 2, 0), truth, predicted, len(SHAPE_CLASSES)))
     print(f"\nrun directory: {run_dir}")
     print(f"  plots:       {run_dir / 'plots'} (curves.png, confusion.png, overlays.png)")
     print(f"  predictions: {predictions} (NAME_mask.png, NAME_overlay.png)")
     print(f"  the scene:   {comparison} (image | truth | prediction)")
     return run_dir
-
-
-def class_ious(predicted: np.ndarray, truth: np.ndarray, num_classes: int) -> list[float]:
-    """Intersection over union of each class between two label maps (NaN where neither has it)."""
-    ious = []
-    for label in range(num_classes):
-        union = np.logical_or(predicted == label, truth == label).sum()
-        both = np.logical_and(predicted == label, truth == label).sum()
-        ious.append(both / union if union else float("nan"))
-    return ious
 
 
 def side_by_side(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, num_classes: int,
@@ -184,16 +175,11 @@ def side_by_side(image: np.ndarray, truth: np.ndarray, predicted: np.ndarray, nu
     return np.concatenate([image, white, palette[truth], white, palette[predicted]], axis=1)
 
 
-def save_png(path: Path, pixels: np.ndarray) -> None:
-    picture = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-    write_atomically(path, lambda stream: picture.save(stream, format="PNG"))
-
-
 def write_sample_images(dataset, folder: Path, count: int) -> Path:
     """Save the first ``count`` images of ``dataset`` as PNG files in ``folder``; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     for index in range(min(len(dataset), count)):
-        save_png(folder / f"sample{index}.png", _to_uint8(dataset[index]["image"]))
+        write_png(folder / f"sample{index}.png", _to_uint8(dataset[index]["image"]))
     return folder
 
 

@@ -5,13 +5,11 @@ A pretrained network has learned on inputs normalized with its training set's st
 (ImageNet's for torchvision's weights), so fine-tuning feeds it the same way rather than
 with the new data's own statistics. For a model whose input channels differ from the
 weights' (the first convolution adapted by :func:`cnnzoo.pretrained.adapt_input_conv`), the
-weights' per-channel means and stds are averaged: one gray channel then sees, up to the
-spread of ImageNet's three means, what the summed convolution saw of an RGB image of that gray.
+weights' per-channel means and stds are averaged (:func:`cnnzoo.pretrained.adapt_normalization`).
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from cnnzoo.data.spec import DataSpec
-from cnnzoo.pretrained import freeze
+from cnnzoo.pretrained import adapt_normalization, freeze
 from cnnzoo.utils.text import first_few
 
 __all__ = ["prediction_resize", "start_from_weights", "with_pretrained_preprocessing"]
@@ -50,10 +48,8 @@ def with_pretrained_preprocessing(spec: DataSpec, pretrained: dict[str, Any]) ->
     mean, std = pretrained.get("mean"), pretrained.get("std")
     if not mean or not std:
         return spec
-    if len(mean) != spec.in_chans:
-        mean = (statistics.fmean(mean),) * spec.in_chans
-        std = (statistics.fmean(std),) * spec.in_chans
-    return replace(spec, mean=tuple(mean), std=tuple(std))
+    mean, std = adapt_normalization(mean, std, spec.in_chans)
+    return replace(spec, mean=mean, std=std)
 
 
 def prediction_resize(pretrained: dict[str, Any] | None, image_size: tuple[int, int]) -> dict[str, Any]:

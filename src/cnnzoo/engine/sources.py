@@ -19,7 +19,7 @@ from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.checkpoint import load_trained
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.models._segmenter import Segmenter
-from cnnzoo.pretrained import IMAGENET_MEAN, IMAGENET_STD
+from cnnzoo.pretrained import IMAGENET_MEAN, IMAGENET_STD, adapt_normalization
 from cnnzoo.registry import create_model, model_info
 
 __all__ = [
@@ -92,14 +92,11 @@ def meta_of_weights(name: str, model: nn.Module, cfg: dict[str, Any], model_kwar
     in_chans = int(getattr(model, "in_chans", info.default_input[0]))
     num_classes = int(getattr(model, "num_classes", 0) or len(cfg.get("class_names") or ()))
     crop = cfg.get("crop_size")
-    mean = cfg.get("mean") or IMAGENET_MEAN
-    std = cfg.get("std") or IMAGENET_STD
-    if len(mean) != in_chans:  # an adapted first convolution (cnnzoo.engine.finetune)
-        mean, std = (sum(mean) / len(mean),) * in_chans, (sum(std) / len(std),) * in_chans
+    mean, std = adapt_normalization(cfg.get("mean") or IMAGENET_MEAN, cfg.get("std") or IMAGENET_STD, in_chans)
     return RunMeta(
         model=name, model_kwargs=model_kwargs, task=info.task, num_classes=num_classes, in_chans=in_chans,
         class_names=list(cfg.get("class_names") or [f"class{i}" for i in range(num_classes)]),
-        mean=tuple(mean), std=tuple(std), image_size=(crop, crop) if crop else tuple(info.default_input[1:]),
+        mean=mean, std=std, image_size=(crop, crop) if crop else tuple(info.default_input[1:]),
         ignore_index=None, data="", epoch=0, metrics={}, resize_size=cfg.get("resize_size"),
         interpolation=cfg.get("interpolation") or "bilinear", weights=cfg["weights"],
     )

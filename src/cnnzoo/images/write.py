@@ -19,7 +19,7 @@ from skimage.segmentation import find_boundaries
 from cnnzoo.images.arrays import as_float_image
 from cnnzoo.utils.atomic import write_atomically
 
-__all__ = ["class_palette", "display_rgb", "label_palette", "write_label_map", "write_overlay"]
+__all__ = ["class_palette", "display_rgb", "label_palette", "write_label_map", "write_overlay", "write_png"]
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 
@@ -37,6 +37,14 @@ def write_label_map(path: str | os.PathLike, labels: np.ndarray, palette: np.nda
     else:
         raise ValueError(f"a PNG label map holds at most 65536 labels; this one has label {highest}")
     _save_png_atomically(picture, path)
+
+
+def write_png(path: str | os.PathLike, pixels: np.ndarray) -> None:
+    """Write uint8 ``H x W``, ``H x W x 1`` (gray) or ``H x W x 3`` (RGB) pixels as a PNG."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 3)):
+        raise ValueError(f"a PNG is written from uint8 H x W (x 1 or x 3) pixels, got {pixels.dtype} {pixels.shape}")
+    _save_png_atomically(Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels), path)
 
 
 def write_overlay(

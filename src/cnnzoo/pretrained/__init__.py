@@ -18,6 +18,7 @@ from cnnzoo.pretrained.apply import (
     BACKBONE,
     LoadReport,
     adapt_input_conv,
+    adapt_normalization,
     freeze,
     head_prefixes,
     is_under,
@@ -37,7 +38,7 @@ from cnnzoo.pretrained.catalog import (
 from cnnzoo.pretrained.sources import Weights, hub_checkpoints_dir, read_weights
 
 __all__ = [
-    "BACKBONE", "IMAGENET_MEAN", "IMAGENET_STD", "LoadReport", "PublishedWeights", "Weights", "adapt_input_conv",
+    "BACKBONE", "IMAGENET_MEAN", "IMAGENET_STD", "LoadReport", "PublishedWeights", "Weights", "adapt_input_conv", "adapt_normalization",
     "freeze", "head_prefixes", "hub_checkpoints_dir", "imagenet_classes", "is_under", "keep_frozen_norms_in_eval", "load_into", "load_pretrained",
     "published_models", "published_weights", "read_weights", "weights_build_options",
 ]

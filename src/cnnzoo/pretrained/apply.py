@@ -20,7 +20,8 @@ freezing what fine-tuning should not change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -30,7 +31,7 @@ from cnnzoo.torchvision_compat import torchvision_to_cnnzoo_keys
 from cnnzoo.utils.text import first_few
 
 __all__ = [
-    "BACKBONE", "LoadReport", "adapt_input_conv", "freeze", "head_prefixes", "is_under", "keep_frozen_norms_in_eval",
+    "BACKBONE", "LoadReport", "adapt_input_conv", "adapt_normalization", "freeze", "head_prefixes", "is_under", "keep_frozen_norms_in_eval",
     "load_into",
 ]
 
@@ -94,6 +95,17 @@ def adapt_input_conv(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
         return weight.sum(dim=1, keepdim=True)
     repeats = -(-in_chans // weight.shape[1])
     return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (weight.shape[1] / in_chans)
+
+
+def adapt_normalization(mean: Sequence[float], std: Sequence[float],
+                        in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The weights' per-channel ``mean`` and ``std`` for a model of ``in_chans`` channels: as
+    they are when the counts match, else averaged over the channels (the companion of
+    :func:`adapt_input_conv`: one gray channel then sees, up to the spread of the three means,
+    what the summed convolution saw of an RGB image of that gray)."""
+    if len(mean) == in_chans:
+        return tuple(mean), tuple(std)
+    return (statistics.fmean(mean),) * in_chans, (statistics.fmean(std),) * in_chans
 
 
 def freeze(model: nn.Module, upto: str) -> list[str]:
