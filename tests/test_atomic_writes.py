@@ -2,6 +2,7 @@
 
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,9 @@ def test_files_written_together_appear_together_in_order(tmp_path, monkeypatch):
     renamed, real_replace = [], os.replace
     monkeypatch.setattr(os, "replace", lambda source, target: (renamed.append(target), real_replace(source, target)))
     paths = write_files_atomically({tmp_path / "m.bin": b"weights", tmp_path / "m.xml": b"graph"})
-    assert paths == renamed == [tmp_path / "m.bin", tmp_path / "m.xml"]
+    journal, *files = renamed  # the commit record first, then the files in order
+    assert journal.name.startswith(".cnnzoo-commit-") and not journal.exists()
+    assert paths == files == [tmp_path / "m.bin", tmp_path / "m.xml"]
     assert (tmp_path / "m.bin").read_bytes() == b"weights" and (tmp_path / "m.xml").read_bytes() == b"graph"
 
 
@@ -82,3 +85,44 @@ def test_written_files_get_the_mode_of_the_umask(tmp_path, umask, mode):
         os.umask(previous)
     for path in (one, two, three):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
+
+
+def test_a_commit_cut_between_its_renames_is_finished_by_the_next_reader(tmp_path, monkeypatch):
+    from cnnzoo.utils.atomic import finish_interrupted_commits, remove_stale_temporaries, write_files_atomically
+
+    write_files_atomically({tmp_path / "a": b"old a", tmp_path / "b": b"old b"})
+    real_replace = os.replace
+
+    def cut_after_the_first_file(source, target):
+        if Path(target).name == "b":
+            raise KeyboardInterrupt  # Ctrl-C between the two renames
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", cut_after_the_first_file)
+    with pytest.raises(KeyboardInterrupt):
+        write_files_atomically({tmp_path / "a": b"new a", tmp_path / "b": b"new b"})
+    monkeypatch.undo()
+    assert (tmp_path / "a").read_bytes() == b"new a" and (tmp_path / "b").read_bytes() == b"old b"  # mixed ...
+    assert finish_interrupted_commits(tmp_path) == 1
+    assert (tmp_path / "b").read_bytes() == b"new b"  # ... until the commit is finished
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+    assert finish_interrupted_commits(tmp_path) == 0
+    assert remove_stale_temporaries(tmp_path) == []
+
+
+def test_a_write_cut_before_its_commit_leaves_the_old_files_and_only_temporaries(tmp_path, monkeypatch):
+    from cnnzoo.utils import atomic
+
+    atomic.write_files_atomically({tmp_path / "a": b"old a", tmp_path / "b": b"old b"})
+    def killed_before_the_commit(folder, renames):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(atomic, "_write_journal", killed_before_the_commit)
+    monkeypatch.setattr(os, "unlink", lambda path: None)  # as a kill would: no clean-up runs
+    with pytest.raises(SystemExit):
+        atomic.write_files_atomically({tmp_path / "a": b"new a", tmp_path / "b": b"new b"})
+    monkeypatch.undo()
+    assert (tmp_path / "a").read_bytes() == b"old a" and (tmp_path / "b").read_bytes() == b"old b"
+    assert atomic.finish_interrupted_commits(tmp_path) == 0
+    stale = atomic.remove_stale_temporaries(tmp_path)
+    assert len(stale) == 2 and sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,14 +88,14 @@ def test_a_checkpoint_of_another_architecture_is_refused_naming_both(tmp_path):
         load_weights(fewer_classes, "resnet20", tmp_path, "last")
 
 
-def test_an_interrupted_save_is_detected_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+def test_a_save_cut_between_its_renames_is_completed_when_read(tmp_path, monkeypatch):
     first, second = trained_resnet20(), create_model("resnet20", in_chans=1)
     save_checkpoint(tmp_path / "last", first, meta_for(epoch=1))
     real_replace, calls = os.replace, []
 
     def crash_before_the_sidecar(source, destination):
-        calls.append(destination)
-        if str(destination).endswith(".json"):
+        calls.append(Path(destination).name)
+        if str(destination).endswith("last.json"):
             raise OSError("disk full")
         real_replace(source, destination)
 
@@ -102,11 +103,23 @@ def test_an_interrupted_save_is_detected_and_leaves_no_temporary_files(tmp_path,
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(tmp_path / "last", second, meta_for(epoch=2))
     monkeypatch.undo()
-    assert [p.name for p in calls] == ["last.safetensors", "last.json"]  # weights first, sidecar last
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-    # New weights beside the old sidecar: recognized, not mixed.
+    assert calls[1:] == ["last.safetensors", "last.json"]  # after the journal: weights first, sidecar last
+    # The journal was written before the renames: the reader finishes them, and sees epoch 2 whole.
+    weights, meta = read_checkpoint(tmp_path, "last")
+    assert meta.epoch == 2
+    for name, tensor in second.state_dict().items():
+        assert torch.equal(weights[name], tensor), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.json", "last.safetensors"]
+
+
+def test_files_of_two_saves_mixed_by_hand_are_recognized(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_checkpoint(tmp_path / "a" / "last", trained_resnet20(), meta_for(epoch=1))
+    save_checkpoint(tmp_path / "b" / "last", create_model("resnet20", in_chans=1), meta_for(epoch=2))
+    (tmp_path / "a" / "last.safetensors").write_bytes((tmp_path / "b" / "last.safetensors").read_bytes())
     with pytest.raises(ValueError, match="come from different saves"):
-        read_checkpoint(tmp_path, "last")
+        read_checkpoint(tmp_path / "a", "last")
 
 
 def test_a_failing_encoder_writes_nothing(tmp_path):

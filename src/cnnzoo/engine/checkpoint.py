@@ -10,10 +10,13 @@ A checkpoint ``NAME`` is up to three files in one folder:
   feed it (mean, std, image size), and the training state's structure, in which each
   tensor is a ``{"__tensor__": KEY}`` reference into ``NAME.optim.safetensors``.
 
-All three are written to temporary files first and then renamed, the sidecar last. Each
-file carries the same random ``checkpoint_id`` (the safetensors files in their metadata),
-so a pair caught half-renamed by a crash is recognized on load instead of silently mixing
-two epochs.
+The files are written as one commit (:func:`cnnzoo.utils.atomic.write_files_atomically`):
+temporary files, then a journal, then the renames; a save interrupted after its journal is
+finished by the next reader, one interrupted before leaves the previous checkpoint whole. A
+training run commits its ``best``, its ``last`` and ``metrics.csv`` together
+(:func:`checkpoint_payloads`). Each file also carries the same random ``checkpoint_id`` (the
+safetensors files in their metadata), so files mixed by hand are recognized on load instead
+of silently mixing two epochs.
 """
 
 from __future__ import annotations
@@ -36,13 +39,14 @@ from torch import nn
 
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.registry import create_model
-from cnnzoo.utils.atomic import write_files_atomically
+from cnnzoo.utils.atomic import finish_interrupted_commits, write_files_atomically
 from cnnzoo.utils.text import first_line
 
 __all__ = [
     "FORMAT",
     "Trained",
     "checkpoint_paths",
+    "checkpoint_payloads",
     "load_trained",
     "load_training_state",
     "load_weights",
@@ -92,10 +96,25 @@ def save_checkpoint(
     """Write checkpoint ``stem`` (e.g. ``run_dir / "last"``) atomically; returns the weights' path.
 
     ``meta``: the run's :class:`RunMeta`, or a mapping of its fields (which must hold
-    :data:`~cnnzoo.engine.runmeta.REQUIRED_KEYS`). ``training_state`` (any nesting of dicts, lists, tuples, numbers, strings, NumPy arrays
-    and tensors: optimizer, scheduler and grad-scaler ``state_dict()``, RNG states, the
-    sampler position) makes the checkpoint resumable.
+    :data:`~cnnzoo.engine.runmeta.REQUIRED_KEYS`). ``training_state`` (any nesting of dicts,
+    lists, tuples, numbers, strings, NumPy arrays and tensors: optimizer, scheduler and
+    grad-scaler ``state_dict()``, RNG states, the sampler position) makes it resumable.
     """
+    paths = checkpoint_paths(stem)
+    if not paths["weights"].parent.is_dir():
+        raise FileNotFoundError(f"checkpoint folder does not exist: {paths['weights'].parent}")
+    write_files_atomically(checkpoint_payloads(stem, model, meta, training_state))
+    return paths["weights"]
+
+
+def checkpoint_payloads(
+    stem: str | Path,
+    model: nn.Module,
+    meta: RunMeta | Mapping[str, Any],
+    training_state: dict[str, Any] | None = None,
+) -> dict[Path, bytes]:
+    """The files of checkpoint ``stem`` as bytes, sidecar last (the arguments of
+    :func:`save_checkpoint`): for a caller that commits them with other files in one step."""
     if not isinstance(meta, RunMeta):
         meta = RunMeta.from_dict(meta)
     paths = checkpoint_paths(stem)
@@ -105,7 +124,7 @@ def save_checkpoint(
         name: tensor.detach().to("cpu").clone().contiguous()
         for name, tensor in unwrap_model(model).state_dict().items()
     }
-    payloads = {"weights": save_safetensors_bytes(weights, metadata=file_metadata)}
+    payloads = {paths["weights"]: save_safetensors_bytes(weights, metadata=file_metadata)}
     sidecar = {"format": FORMAT, "checkpoint_id": checkpoint_id, **meta.to_dict()}
     sidecar["files"] = {"weights": paths["weights"].name, "optim": None}
     sidecar["training_state"] = None
@@ -113,18 +132,9 @@ def save_checkpoint(
         tensors: dict[str, torch.Tensor] = {}
         sidecar["training_state"] = _encode(training_state, tensors, "state")
         sidecar["files"]["optim"] = paths["optim"].name
-        payloads["optim"] = save_safetensors_bytes(tensors, metadata=file_metadata)
-    payloads["sidecar"] = (json.dumps(sidecar, indent=1, allow_nan=False) + "\n").encode()
-    _write_all_then_rename(paths, payloads)
-    return paths["weights"]
-
-
-def _write_all_then_rename(paths: dict[str, Path], payloads: dict[str, bytes]) -> None:
-    """Write every payload to a temporary file, then rename them in order (sidecar last)."""
-    folder = paths["weights"].parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint folder does not exist: {folder}")
-    write_files_atomically({paths[kind]: payloads[kind] for kind in ("weights", "optim", "sidecar") if kind in payloads})
+        payloads[paths["optim"]] = save_safetensors_bytes(tensors, metadata=file_metadata)
+    payloads[paths["sidecar"]] = (json.dumps(sidecar, indent=1, allow_nan=False) + "\n").encode()
+    return payloads
 
 
 def _resolve(path: str | Path, which: str) -> dict[str, Path]:
@@ -140,6 +150,8 @@ def _resolve(path: str | Path, which: str) -> dict[str, Path]:
     else:
         raise FileNotFoundError(f"no checkpoint at {path}: give a run directory or a .safetensors file")
     paths = checkpoint_paths(stem)
+    if stem.parent.is_dir():
+        finish_interrupted_commits(stem.parent)  # a save killed half-way is completed first
     for kind in ("weights", "sidecar"):
         if paths[kind].exists() and not paths[kind].is_file():
             raise ValueError(f"checkpoint file {paths[kind]} is not a file (a folder?); a checkpoint is two files")
@@ -174,7 +186,7 @@ def _read_pair(paths: dict[str, Path]) -> tuple[dict[str, torch.Tensor], dict[st
     if file_metadata.get("checkpoint_id") != sidecar.get("checkpoint_id"):
         raise ValueError(
             f"{paths['weights']} and {paths['sidecar']} come from different saves "
-            "(a write was interrupted); use the other checkpoint of the run"
+            "(files copied or replaced by hand?); use the other checkpoint of the run"
         )
     return weights, sidecar
 
@@ -242,7 +254,7 @@ def load_training_state(path: str | Path, which: str = "last") -> dict[str, Any]
     tensors, file_metadata = _read_safetensors(paths["optim"])
     if file_metadata.get("checkpoint_id") != sidecar["checkpoint_id"]:
         raise ValueError(
-            f"{paths['optim']} and {paths['sidecar']} come from different saves (a write was interrupted)"
+            f"{paths['optim']} and {paths['sidecar']} come from different saves (files copied or replaced by hand?)"
         )
     return _decode(sidecar["training_state"], tensors)
 

@@ -4,7 +4,7 @@
 
     RUN_DIR/
       config.json              the resolved config (every option the run used)
-      metrics.csv              one row per epoch (rewritten atomically after each epoch)
+      metrics.csv              one row per epoch (committed with the checkpoints of each epoch)
       best.safetensors/.json   the weights with the best validation metric, and its sidecar
       last.safetensors/.json   the latest epoch's weights and sidecar ...
       last.optim.safetensors   ... and its optimizer / scheduler / RNG tensors, for --resume
@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from cnnzoo.engine.tensorboard_log import TensorBoardLog, open_tensorboard
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.atomic import remove_stale_temporaries, write_atomically, write_files_atomically
 
-__all__ = ["CLAIM", "RunDir", "RunInterrupted", "check_new_run_dir", "claim_run_dir", "default_run_dir"]
+__all__ = [
+    "CLAIM", "RunDir", "RunInterrupted", "check_new_run_dir", "claim_run_dir", "default_run_dir", "metrics_csv",
+]
 
 
 def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:
@@ -132,18 +134,28 @@ class RunDir:
             write_atomically(self.path / "config.json", lambda stream: stream.write(text.encode()))
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
-        """``metrics.csv``: one row per epoch, a column per scalar (lists are left out)."""
-        if not self.enabled:
-            return
-        columns: list[str] = []
-        for row in history:
-            columns += [key for key, value in row.items() if _is_scalar(value) and key not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for row in history:
-            writer.writerow({key: _format(row.get(key)) for key in columns})
-        write_atomically(self.path / "metrics.csv", lambda stream: stream.write(buffer.getvalue().encode()))
+        """``metrics.csv`` on its own (a resumed run rewrites it from its checkpoint's history)."""
+        if self.enabled:
+            write_atomically(self.metrics_file, lambda stream: stream.write(metrics_csv(history)))
+
+    def recover(self, history: list[dict[str, Any]]) -> None:
+        """A resumed run's first write: the temporary files of a save that was killed before
+        it committed are removed, and ``metrics.csv`` is rewritten from the history of the
+        checkpoint it resumes (the one record a resume trusts)."""
+        if self.enabled:
+            remove_stale_temporaries(self.path)
+            self.write_metrics(history)
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def commit_epoch(self, payloads: dict[Path, bytes], history: list[dict[str, Any]]) -> None:
+        """An epoch's checkpoint files and ``metrics.csv`` in one commit
+        (:func:`cnnzoo.utils.atomic.write_files_atomically`): a kill at any moment leaves the
+        previous epoch's set or this one's, and metrics that match the checkpoints."""
+        if self.enabled:
+            write_files_atomically({**payloads, self.metrics_file: metrics_csv(history)})
 
     def log_tensorboard(self, epoch: int, row: dict[str, Any]) -> None:
         """The scalars of one epoch as TensorBoard events, when there is a log."""
@@ -160,6 +172,19 @@ class RunDir:
         self._tensorboard = None
         if failed and self.enabled and self.claimed and not any(self.path.glob("*.safetensors")):
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def metrics_csv(history: list[dict[str, Any]]) -> bytes:
+    """The text of ``metrics.csv``: one row per epoch, a column per scalar (lists are left out)."""
+    columns: list[str] = []
+    for row in history:
+        columns += [key for key, value in row.items() if _is_scalar(value) and key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({key: _format(row.get(key)) for key in columns})
+    return buffer.getvalue().encode()
 
 
 def _is_scalar(value: Any) -> bool:

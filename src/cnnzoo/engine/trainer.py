@@ -36,7 +36,7 @@ from cnnzoo.data import DATASETS, build_data
 from cnnzoo.data.augment import build_augment
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.batches import ModelFeed, align_to_logits, to_device
-from cnnzoo.engine.checkpoint import load_training_state, load_weights, read_checkpoint, save_checkpoint
+from cnnzoo.engine.checkpoint import checkpoint_payloads, load_training_state, load_weights, read_checkpoint
 from cnnzoo.engine.config import TrainConfig, config_to_dict, fit_batch_size
 from cnnzoo.engine.distributed import (
     DistributedContext,
@@ -130,13 +130,14 @@ class _Run:
         self.resolved = self._resolved_config()
         self.progress.write("\n".join(describe_run(self.model, self.spec, self.config, self.ctx.device,
                                                    self.steps_per_epoch, self.pretrained)))
+        self.history, self.best, self.start_epoch, self.step = [], {}, 0, 0
         if resumed is not None:
             self._restore(*resumed)
-        else:
-            self.history, self.best, self.start_epoch, self.step = [], {}, 0, 0
         self.writer = RunDir(self.run_dir, enabled=self.ctx.is_main, tensorboard=config.tensorboard)
         self.run_dir = self.writer.create(claim=not config.resume, default_name=not (config.out or config.resume))
         self.writer.write_config(config_to_dict(self.resolved))
+        if resumed is not None:
+            self.writer.recover(self.history)  # an interrupted save's leftovers; metrics.csv from the checkpoint
         self.pictures = RunPictures(self.writer.plots, self.spec, f"{config.model} on {config.data}", self.feed,
                                     config.num_overlays, enabled=self.ctx.is_main)
         try:
@@ -420,8 +421,7 @@ class _Run:
         if not self.ctx.is_main:
             return
         meta = self._meta(epoch, results)
-        if improved:
-            save_checkpoint(self.run_dir / "best", self.model, meta)
+        payloads = checkpoint_payloads(self.run_dir / "best", self.model, meta) if improved else {}
         training_state = {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -430,8 +430,8 @@ class _Run:
             "sampler": {"epoch": epoch + 1, "seed": self.config.seed},
             "step": self.step,
         }
-        save_checkpoint(self.run_dir / "last", self.model, meta, training_state)
-        self.writer.write_metrics(self.history)
+        payloads.update(checkpoint_payloads(self.run_dir / "last", self.model, meta, training_state))
+        self.writer.commit_epoch(payloads, self.history)  # best, last and metrics.csv: one commit
         self.writer.log_tensorboard(epoch + 1, self.history[-1])
         self.pictures.epoch_done(self.history, results, self.model, improved)
 

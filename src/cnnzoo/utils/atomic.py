@@ -5,18 +5,24 @@ A new file gets the mode a plain ``open(path, "w")`` would give it (0666 less th
 not the 0600 of :func:`tempfile.mkstemp`.
 Used by every single-file writer in the package (run files, plots, label maps, overlays);
 files that belong together (a checkpoint's weights and sidecar, an export and its
-metadata) go through :func:`write_files_atomically`: all written first, then all renamed.
+metadata, a training run's checkpoints and metrics) go through :func:`write_files_atomically`:
+one commit, which a kill at any moment cannot split.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["check_output_path", "write_atomically", "write_files_atomically"]
+__all__ = [
+    "check_output_path", "finish_interrupted_commits", "remove_stale_temporaries", "write_atomically",
+    "write_files_atomically",
+]
 
 
 def check_output_path(path: str | os.PathLike, create_folder: bool = False) -> Path:
@@ -85,27 +91,123 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
 
 
 def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
-    """Write each payload to a temporary file beside its path (flushed to disk), then rename
-    them all, in the mapping's order (put the file a reader looks for first last).
+    """Write several files as one commit: an interruption (an error, Ctrl-C, kill -9, a power
+    cut) leaves either every old file or every new one, never a mix.
 
-    A failure while writing leaves every path as it was and no temporary behind: the files
-    appear together or not at all (short of a crash between two renames).
+    Each payload goes to a temporary file beside its path, flushed to disk; then a journal
+    naming every ``temporary -> path`` rename is written (atomically) into the folder of the
+    last path: that is the commit. Then the renames, in the mapping's order, and the journal
+    is removed. A process killed after the commit leaves the journal behind, and whoever
+    reads the files next finishes the renames first (:func:`finish_interrupted_commits`); one
+    killed before it leaves only temporary files, which :func:`remove_stale_temporaries`
+    clears. A failure while writing leaves every path as it was and no temporary behind.
     """
+    paths = [Path(path) for path in payloads]
     temporaries: dict[Path, str] = {}
+    journal: Path | None = None
     try:
-        for path, payload in payloads.items():
+        for path, payload in zip(paths, payloads.values()):
             handle, temporaries[path] = _temporary_beside(path)
             with os.fdopen(handle, "wb") as stream:
                 stream.write(payload)
                 stream.flush()
                 os.fsync(stream.fileno())
-        for path in payloads:
-            os.replace(temporaries[path], path)
-            del temporaries[path]
+        journal = _write_journal(paths[-1].parent, [(temporaries[path], path) for path in paths])
+        for path in paths:
+            _finish_rename(temporaries.pop(path), path)
+        os.unlink(journal)
+        _sync_folder(journal.parent)
     except OSError as err:
-        raise OSError(f"cannot write {', '.join(map(str, payloads))}: {err.strerror or err}") from None
+        raise OSError(f"cannot write {', '.join(map(str, paths))}: {err.strerror or err}") from None
     finally:
-        for temporary in temporaries.values():
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    return list(payloads)
+        if journal is None or not journal.exists():  # before the commit: nothing of the new files stays
+            for temporary in temporaries.values():
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+    return paths
+
+
+JOURNAL_PREFIX = ".cnnzoo-commit-"
+
+
+def _write_journal(folder: Path, renames: list[tuple[str, Path]]) -> Path:
+    """The commit record of :func:`write_files_atomically`: a JSON list of ``[temporary,
+    path]`` pairs, relative to ``folder`` where they can be, written atomically and synced."""
+    entries = [[os.path.relpath(temporary, folder), os.path.relpath(path, folder)] for temporary, path in renames]
+    journal = folder / f"{JOURNAL_PREFIX}{uuid.uuid4().hex}.json"
+    handle, temporary = _temporary_beside(journal)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(json.dumps({"renames": entries}).encode())
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, journal)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    _sync_folder(folder)
+    return journal
+
+
+def _finish_rename(temporary: str | Path, path: Path) -> None:
+    try:
+        os.replace(temporary, path)
+    except FileNotFoundError:
+        if not Path(path).exists():  # not a reader that finished the commit first
+            raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (where the system allows opening a folder)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def finish_interrupted_commits(folder: str | os.PathLike) -> int:
+    """Complete every commit of :func:`write_files_atomically` in ``folder`` that a process
+    left half-done (its journal is there): the renames not yet made are made, the journal
+    removed. Returns how many files were put in place; 0 when there was nothing to do.
+    Raises ``OSError`` naming the folder when the files cannot be moved (a read-only copy)."""
+    folder = Path(folder)
+    done = 0
+    for journal in sorted(folder.glob(f"{JOURNAL_PREFIX}*.json")):
+        try:
+            entries = json.loads(journal.read_text())["renames"]
+        except FileNotFoundError:
+            continue  # the writer finished it meanwhile
+        except (ValueError, KeyError, TypeError):
+            continue  # not a journal of ours: left as it is
+        try:
+            for temporary, path in entries:
+                if (folder / temporary).exists():
+                    _finish_rename(folder / temporary, folder / path)
+                    done += 1
+            journal.unlink(missing_ok=True)
+        except OSError as err:
+            raise OSError(f"an interrupted save in {folder} could not be completed ({journal.name}): "
+                          f"{err.strerror or err}") from None
+    if done:
+        _sync_folder(folder)
+    return done
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of writes in ``folder`` that never committed (a process
+    killed while writing them); only for the folder's one writer (a run resuming), as a
+    temporary may be another process's write in progress. Finishes interrupted commits
+    first, so no committed file is lost. Returns the files removed."""
+    folder = Path(folder)
+    finish_interrupted_commits(folder)
+    stale = [path for path in folder.glob(".*.tmp") if path.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
