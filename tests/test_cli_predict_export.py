@@ -139,7 +139,8 @@ def test_export_fixed_size_and_uint8_input(capsys, tmp_path):
     assert "input 1x12x12, uint8 normalized in the graph" in stdout
     images = torch.randint(0, 256, (1, 1, 12, 12), dtype=torch.uint8)
     assert_onnx_gives(out, model, images, model_input=(images.float() / 255 - 0.5) / 0.25)
-    code, stdout, err = run_cli(capsys, "export", tmp_path / "run", "--out", out, "--fixed-size", "--format", "onnx")
+    code, stdout, err = run_cli(capsys, "export", tmp_path / "run", "--out", out, "--fixed-size", "--format", "onnx",
+                                   "--overwrite")
     assert code == 0 and "input 1x12x12," in stdout
 
 

@@ -172,7 +172,7 @@ def test_an_export_that_differs_is_refused_and_nothing_written(tmp_path, fmt):
     out = tmp_path / "bad.model"
     out.write_bytes(b"old")
     with pytest.raises(ValueError, match="differs from the original.*nothing written"):
-        export_model(BatchSizeTimes(), out, format=fmt, input_size=(1, 4, 4), dynamic_batch=True)
+        export_model(BatchSizeTimes(), out, format=fmt, input_size=(1, 4, 4), dynamic_batch=True, overwrite=True)
     assert out.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.model"]  # no temporary left
 
@@ -332,7 +332,7 @@ def test_a_segmenter_takes_other_sizes_by_default(tmp_path):
     x = torch.randn(1, 1, 304, 384)
     np.testing.assert_allclose(onnx_outputs(out, x), eager(model, x), atol=1e-4)
     assert (result.metadata["min_size"], result.metadata["size_multiple"]) == (4, 4)  # 2**depth
-    export_model(model, out, input_size=(1, 96, 96), dynamic_size=False)
+    export_model(model, out, input_size=(1, 96, 96), dynamic_size=False, overwrite=True)
     with pytest.raises(onnxruntime.capi.onnxruntime_pybind11_state.InvalidArgument):
         onnx_outputs(out, x)  # a fixed 96x96 graph refuses the larger image
 

@@ -119,3 +119,38 @@ def test_a_kill_at_any_step_of_a_save_loses_nothing_and_resumes_bit_for_bit(refe
     assert meta.epoch == 3
     for name, tensor in final_weights.items():
         assert torch.equal(weights[name], tensor), name
+
+
+TOGETHER = textwrap.dedent('''
+    import os, sys, time
+    from cnnzoo.engine import rundir
+    rundir.time.strftime = lambda fmt, *args: "20261202-101010"  # both runs in one second
+    go, argv = sys.argv[1], sys.argv[2:]
+    while not os.path.exists(go):  # both processes are up: start together
+        time.sleep(0.005)
+    from cnnzoo.cli.main import main
+    sys.exit(main(argv))
+''')
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_two_runs_started_together_never_share_a_directory(reference, tmp_path, named):
+    data = reference[0]
+    go = tmp_path / "go"
+    args = ["train", "resnet20", "--data", str(data), "--epochs", "1", "--batch-size", "8", "--progress", "log",
+            "--threads", "1", *(["--out", str(tmp_path / "runs" / "mine")] if named else [])]
+    children = [subprocess.Popen([sys.executable, "-c", TOGETHER, str(go), *args], cwd=tmp_path, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    (tmp_path / "go").touch()
+    results = [(child.wait(timeout=300), child.stderr.read()) for child in children]
+    codes = sorted(code for code, _ in results)
+    runs = sorted(p for p in (tmp_path / "runs").iterdir())
+    if named:  # one run gets the folder the user named; the other is told, and writes nothing
+        assert codes == [0, 2], results
+        assert any("another run" in err or "already exists" in err for _, err in results), results
+        assert [p.name for p in runs] == ["mine"]
+    else:  # a default name taken moves on to -2
+        assert codes == [0, 0], results
+        assert [p.name for p in runs] == ["resnet20-images-20261202-101010", "resnet20-images-20261202-101010-2"]
+    for run in runs:
+        assert read_checkpoint(run, "last")[1].epoch == 1

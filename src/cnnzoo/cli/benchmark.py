@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.cli.options import (
+    add_overwrite_option,
     add_input_size_option,
     add_model_kwargs_option,
     add_threads_option,
@@ -53,13 +54,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_which_option(p)
     add_model_kwargs_option(p)
     add_weights_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     if args.plot:
-        check_output_path(args.plot, create_folder=True)  # a bad path fails before minutes of timing
+        check_output_path(args.plot, create_folder=True, overwrite=args.overwrite)  # a bad path fails before minutes of timing
     runtimes = [name.strip() for name in args.runtime.split(",") if name.strip()]
     size, rows = benchmark(
         args.source, runtimes, _batches(args.batch), int8=args.int8, threads=args.threads,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.classical.evaluate import evaluation_table
+from cnnzoo.cli.options import add_overwrite_option
 from cnnzoo.engine.compare import compare_segmenters
 from cnnzoo.utils.atomic import check_output_path, write_atomically
 
@@ -43,13 +44,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data-dir", help="where Fashion-MNIST's files are (fashion-scenes)")
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in data sets (default 0)")
     p.add_argument("--out", metavar="TABLE.md", help="also write the table here")
+    add_overwrite_option(p)
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     if args.out:
-        check_output_path(args.out)
+        check_output_path(args.out, overwrite=args.overwrite)
     if args.images < 1:
         raise ValueError(f"--images must be at least 1, got {args.images}")
     if args.tune_images < 1:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.cli.options import (
+    add_overwrite_option,
     add_input_size_option,
     add_model_kwargs_option,
     add_weights_option,
@@ -68,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         f"(default: {DEFAULT_TOLERANCE})")
     add_model_kwargs_option(p)
     add_weights_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run)
     return p
 
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.source, args.out, format=args.format, input_size=size, opset=args.opset,
         dynamic_batch=args.dynamic_batch, dynamic_size=args.dynamic_size, preprocess_in_graph=args.preprocess_in_graph,
         exporter=args.exporter, model_kwargs=kwargs, tolerance=args.tolerance, weights=args.weights,
+        overwrite=args.overwrite,
     )
     how = f"{result.exporter} exporter, opset {result.opset}" if result.format != "torchscript" else "traced"
     batch = "dynamic batch" if result.dynamic_batch else "batch 1"

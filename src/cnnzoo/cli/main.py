@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -97,9 +98,42 @@ def _run(argv: list[str] | None) -> int:
         print(f"cnnzoo {args.command}: interrupted" + (f": {stop}" if str(stop) else ""), file=sys.stderr)
         return 130
     except Exception as err:  # not the user's doing: one line here, the whole story in a file
+        memory = out_of_memory_message(err)
+        if memory:  # a size, a batch or a model option larger than this machine holds
+            print(f"cnnzoo {args.command}: error: {memory}", file=sys.stderr)
+            return 2
         print(f"cnnzoo {args.command}: unexpected error: {first_line(err)} (full report: {_write_report()})",
               file=sys.stderr)
         return 1
+
+
+def out_of_memory_message(err: BaseException) -> str | None:
+    """One line for an allocation the machine refused (PyTorch's CPU allocator, CUDA's, or
+    Python's ``MemoryError``), with the size asked for where the error says it; else None."""
+    text = str(err)
+    if isinstance(err, MemoryError) and text.startswith("not enough memory"):  # cnnzoo's own check said how much
+        return text
+    cpu = re.search(r"can't allocate memory: you tried to allocate (\d+) bytes", text)
+    cuda = re.search(r"Tried to allocate ([\d.]+ [KMGT]?i?B)", text)
+    if cpu:
+        asked = f"{int(cpu.group(1)) / 2**30:.1f} GiB"
+    elif cuda and "out of memory" in text:
+        asked = cuda.group(1)
+    elif isinstance(err, MemoryError):
+        asked = None
+    else:
+        return None
+    total = _memory_total()
+    return (f"not enough memory: the request needed {asked or 'more than is free'} at once"
+            f"{f' (this machine has {total})' if total else ''}; use a smaller image, tile, batch or model "
+            "size")
+
+
+def _memory_total() -> str | None:
+    try:
+        return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB"
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _write_report() -> str:

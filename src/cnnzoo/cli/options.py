@@ -11,10 +11,11 @@ import torch
 
 from cnnzoo.deploy.compile import AUTO
 from cnnzoo.deploy.runners import PRECISIONS, RUNTIMES
+from cnnzoo.engine.config import UPPER_BOUNDS
 from cnnzoo.utils.sizes import parse_input_size
 
 __all__ = [
-    "CHECKPOINTS", "add_device_option", "add_input_size_option", "add_model_kwargs_option", "add_threads_option",
+    "CHECKPOINTS", "add_device_option", "add_overwrite_option", "add_input_size_option", "add_model_kwargs_option", "add_threads_option",
     "add_runtime_options", "add_which_option", "apply_threads", "max_drop_fraction", "parse_model_kwargs",
     "parse_size_option",
     "RUNTIME_CHOICES",
@@ -45,6 +46,12 @@ def add_which_option(parser: argparse.ArgumentParser) -> None:
     """``--which best|last``: the checkpoint of a run directory (every command that reads a run)."""
     parser.add_argument("--which", choices=CHECKPOINTS, default="best",
                         help="which checkpoint of a run directory (default: best)")
+
+
+def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: allow replacing files this command did not make (refused otherwise,
+    :func:`cnnzoo.utils.atomic.refuse_to_replace`)."""
+    parser.add_argument("--overwrite", action="store_true", help="replace output files that already exist")
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -79,8 +86,9 @@ def apply_threads(threads: int | None) -> None:
     """Set PyTorch's intra-op thread count (``None``: leave PyTorch's default)."""
     if threads is None:
         return
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"--threads must be a positive integer, got {threads!r}")
+    most = UPPER_BOUNDS["threads"]
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= most:
+        raise ValueError(f"--threads must be an integer from 1 to {most}, got {threads!r}")
     torch.set_num_threads(threads)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.cli.options import (
+    add_overwrite_option,
     add_device_option,
     add_runtime_options,
     add_threads_option,
@@ -65,6 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_device_option(p)
     add_runtime_options(p)
     add_threads_option(p)
+    add_overwrite_option(p)
     p.set_defaults(run=run)
     return p
 
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         args.source, args.inputs, out=args.out, top_k=args.top_k, format=args.format, tile_size=args.tile_size,
         overlay=args.overlay, which=args.which, device=args.device, runtime=args.runtime, precision=args.precision,
         max_drop=max_drop_fraction(args.max_drop), keep_aspect=args.keep_aspect, weights=args.weights,
+        overwrite=args.overwrite,
     )
     for note in result.notes:
         print(note)

@@ -8,6 +8,7 @@ from typing import Any
 
 from cnnzoo.classical.methods import method_name, segment
 from cnnzoo.classical.predicates import PREDICATES, make_predicate
+from cnnzoo.cli.options import add_overwrite_option
 from cnnzoo.images.read import read_array
 from cnnzoo.images.write import write_label_map, write_overlay
 from cnnzoo.utils.atomic import check_output_path
@@ -51,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("image", metavar="IMAGE", help="image file (PNG, JPEG, TIFF, ...)")
     p.add_argument("--out", metavar="MASK.png", help="write the label map here")
     p.add_argument("--overlay", metavar="OVERLAY.png", help="write the image with the regions tinted and outlined")
+    add_overwrite_option(p)
     p.add_argument("--threshold", type=float, help="predicate threshold in image units "
                    "(default: 10%% of the dtype's range for region growing, 5%% for split and merge)")
     p.add_argument("--predicate", choices=tuple(PREDICATES),
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     options = _method_options(args, method)
     for output in (args.out, args.overlay):
         if output:
-            check_output_path(output)  # a bad output path fails now, not after the work
+            check_output_path(output, overwrite=args.overwrite)  # fails now, not after the work
     image = read_array(args.image)
     start = time.perf_counter()
     labels = segment(image, method, **options)

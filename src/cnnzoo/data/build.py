@@ -29,6 +29,7 @@ from cnnzoo.data import fashion_mnist, synthetic
 from cnnzoo.data.folders import load_folder
 from cnnzoo.data.in_memory import InMemoryDataset, channel_mean_std
 from cnnzoo.data.spec import DataSpec
+from cnnzoo.utils.memory import check_fits_in_memory
 
 __all__ = ["DATASETS", "DEFAULT_SIZES", "build_data"]
 
@@ -52,6 +53,8 @@ def build_data(name_or_path: str, *, data_dir: str | os.PathLike | None = None,
     the subsets and a folder's validation split.
     """
     size = _check_image_size(image_size)
+    if size is not None:  # an image is read, converted to float and resized: three copies at once, at worst
+        check_fits_in_memory(3 * 4 * 3 * size[0] * size[1], f"reading one {size[0]}x{size[1]} image (RGB float32, three copies while it is resized)")
     train_size, val_size = _check_count(train_size, "train_size"), _check_count(val_size, "val_size")
     if name_or_path in DATASETS:
         build = _BUILTIN[name_or_path]

@@ -59,6 +59,8 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adamw")
 # torch.Generator.manual_seed takes at most 2**64 - 1, and epoch e seeds with seed + e.
 MAX_SEED = 2**63 - 1
+UPPER_BOUNDS = {"epochs": 100_000, "batch_size": 65_536, "accum_steps": 65_536, "workers": 256, "threads": 1024,
+                "num_overlays": 256}
 AMP_MODES = ("none", "bf16", "fp16")
 AUGMENT_LEVELS = ("none", "light", "default", "strong")  # cnnzoo.data.augment.LEVELS (kept here: no kornia import for --help)
 PROGRESS_MODES = ("auto", "bar", "log")
@@ -353,6 +355,9 @@ def _check_ranges(config: TrainConfig) -> None:
         require(value is None or value >= 1, f"option {key!r} must be at least 1, got {value}")
     for key in ("workers", "num_overlays"):
         require(getattr(config, key) >= 0, f"option {key!r} must be 0 or more, got {getattr(config, key)}")
+    for key, most in UPPER_BOUNDS.items():  # far beyond any run, below what overflows or hangs a machine
+        value = getattr(config, key)
+        require(value is None or value <= most, f"option {key!r} must be at most {most}, got {value}")
     require(0 <= config.seed <= MAX_SEED, f"option 'seed' must be in [0, 2**63 - 1], got {config.seed}")
     require(config.lr > 0, f"option 'lr' must be positive, got {config.lr}")
     require(0 <= config.momentum < 1, f"option 'momentum' must be in [0, 1), got {config.momentum}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,8 +129,14 @@ def run_experiment(name: str, recipe: Recipe | None = None, out: str | os.PathLi
     out_dir = _new_folder(Path(out) if out is not None else default)
     spec = _classification_data(recipe, name)
     input_size = (spec.in_chans, *spec.image_size)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [_train_member(member, recipe, spec, input_size, out_dir) for member in members]
+    try:
+        rows = [_train_member(member, recipe, spec, input_size, out_dir) for member in members]
+    except BaseException:
+        if created and not any(path.is_file() for path in out_dir.rglob("*")):
+            shutil.rmtree(out_dir, ignore_errors=True)  # a bad option left nothing worth keeping
+        raise
     header, cells = describe(rows)
     numeric = {i for i, cell in enumerate(cells[0]) if cell[:1].isdigit()} if cells else set()
     table = format_table(header, cells, align_right=numeric, markdown=True)

@@ -41,7 +41,7 @@ from cnnzoo.deploy.preprocess import Uint8Input
 from cnnzoo.deploy.runners import OnnxRuntimeRunner, OpenVinoRunner
 from cnnzoo.engine.export_meta import check_free_size, export_metadata, metadata_strings, sidecar_path, size_rule
 from cnnzoo.engine.sources import ModelSource, load_model_source, resolve_input_size
-from cnnzoo.utils.atomic import check_output_path, write_files_atomically
+from cnnzoo.utils.atomic import check_output_path, refuse_to_replace, write_files_atomically
 from cnnzoo.utils.text import first_line
 
 __all__ = [
@@ -144,6 +144,7 @@ def export_model(
     tolerance: float = DEFAULT_TOLERANCE,
     seed: int = 0,
     weights: str | Path | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export ``source`` to ``out`` (and its metadata to ``NAME.json`` beside it), checked
     against the eager model first.
@@ -173,6 +174,8 @@ def export_model(
         seed: seed of the random check inputs.
         weights: pretrained weights for a registered model name (:func:`cnnzoo.create_model`'s);
             the export then carries their preprocessing and class names.
+        overwrite: replace files that already exist (refused otherwise); a checkpoint's
+            files are never replaced (:func:`~cnnzoo.engine.export_meta.sidecar_path`).
 
     Raises ``ValueError`` (bad option, an input the model cannot take, an export or check
     that fails) with nothing written.
@@ -182,6 +185,7 @@ def export_model(
     if format == "openvino" and out.suffix != ".xml":
         raise ValueError(f"an OpenVINO model is written as NAME.xml (+ NAME.bin beside it), got {out.name}")
     sidecar = check_output_path(sidecar_path(out))
+    refuse_to_replace([out, sidecar, *([out.with_suffix(".bin")] if format == "openvino" else [])], overwrite)
     model, origin = load_model_source(source, model_kwargs, weights=weights)
     size = resolve_input_size(model, origin, input_size)
     start = time.perf_counter()

@@ -24,7 +24,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from cnnzoo.engine.sources import load_model_source
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
 from cnnzoo.images.read import IMAGE_SUFFIXES, check_image_file, read_image
 from cnnzoo.images.write import class_palette, write_label_map, write_overlay
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.atomic import StagedFolder, refuse_to_replace, write_atomically
 
 __all__ = [
     "PREDICTION_FORMATS", "ClassPrediction", "MaskPrediction", "PredictResult", "classify_images", "find_images",
@@ -239,6 +239,7 @@ def predict(
     top_k: int = 5, format: str | None = None, tile_size: int | None = None, overlay: bool = False,
     which: str = "best", device: str = "auto", runtime: str = "torch", precision: str = "fp32",
     max_drop: float = DEFAULT_MAX_DROP, keep_aspect: bool = False, weights: str | os.PathLike | None = None,
+    overwrite: bool = False,
 ) -> PredictResult:
     """Predict every image in ``inputs`` (files or folders) with the trained run ``source``
     (a run directory or a ``.safetensors`` checkpoint), or with registered model ``source``
@@ -257,6 +258,10 @@ def predict(
     model first (:func:`cnnzoo.engine.compile.compile_model`: ``"auto"`` measures the
     runtimes; int8 is calibrated on the run's training images and refused when it costs
     more than ``max_drop`` on its validation split). Compiled runners run on the CPU.
+
+    Files already under ``out`` that this prediction would write are refused unless
+    ``overwrite``; the outputs are written into a hidden folder there and moved into place
+    once every image is done, so a failure part-way leaves nothing half-made.
     """
     compiled = runtime != "torch" or precision != "fp32"
     if compiled and device not in ("auto", "cpu"):
@@ -275,19 +280,42 @@ def predict(
         runner = compile_model(source, runtime, precision, input_size=size, max_drop=max_drop, which=which, log=None,
                                weights=weights)
     notes = runner.report.notes if runner is not None else []
-    _make_out_dir(out_dir)  # every check has passed: only now is anything created
+    format = format or "json"
+    if out_dir is not None:
+        refuse_to_replace(_targets(task, out_dir, format, _output_names(paths, roots), overlay), overwrite)
     if task == "classification":
         predictions = classify_images(trained.model, trained.meta, paths, top_k, forward=runner,
                                       keep_aspect=keep_aspect)
-        files = []
-        if out_dir is not None:
-            format = format or "json"
-            files.append(write_class_predictions(predictions, out_dir / f"predictions.{format}", format))
-        return PredictResult(task, predictions, files, notes)
-    predictions = segment_images(trained.model, trained.meta, paths, out_dir, roots=roots, overlay=overlay,
-                                 tile_size=tile_size, forward=runner)
+        if out_dir is None:
+            return PredictResult(task, predictions, [], notes)
+        staged = StagedFolder(out_dir)  # every check has passed: only now is anything created
+        try:
+            written = write_class_predictions(predictions, staged.path / f"predictions.{format}", format)
+        except BaseException:
+            staged.discard()
+            raise
+        staged.commit()
+        return PredictResult(task, predictions, [staged.final(written)], notes)
+    staged = StagedFolder(out_dir)
+    try:
+        predictions = segment_images(trained.model, trained.meta, paths, staged.path, roots=roots, overlay=overlay,
+                                     tile_size=tile_size, forward=runner)
+    except BaseException:
+        staged.discard()
+        raise
+    staged.commit()
+    predictions = [replace(p, mask=staged.final(p.mask), overlay=p.overlay and staged.final(p.overlay))
+                   for p in predictions]
     files = [f for p in predictions for f in (p.mask, p.overlay) if f is not None]
     return PredictResult(task, predictions, files, notes)
+
+
+def _targets(task: str, out_dir: Path, format: str, names: list[str], overlay: bool) -> list[Path]:
+    """The files a prediction writes under ``out_dir``."""
+    if task == "classification":
+        return [out_dir / f"predictions.{format}"]
+    suffixes = ["_mask.png", *(["_overlay.png"] if overlay else [])]
+    return [out_dir / f"{name}{suffix}" for name in names for suffix in suffixes]
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -321,15 +349,6 @@ def _check_out_dir(out: str | os.PathLike | None) -> Path | None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {out} is a file; give a folder")
     return out
-
-
-def _make_out_dir(out: Path | None) -> None:
-    if out is None:
-        return
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OSError(f"cannot create the output folder {out}: {err.strerror or err}") from None
 
 
 def _roots(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[Path | None]:

@@ -13,26 +13,30 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
-    "check_output_path", "finish_interrupted_commits", "remove_stale_temporaries", "write_atomically",
+    "StagedFolder", "check_output_path", "finish_interrupted_commits", "refuse_to_replace", "remove_stale_temporaries",
+    "write_atomically",
     "write_files_atomically",
 ]
 
 
-def check_output_path(path: str | os.PathLike, create_folder: bool = False) -> Path:
+def check_output_path(path: str | os.PathLike, create_folder: bool = False, overwrite: bool = True) -> Path:
     """``path`` as a :class:`Path` once it is known to name a file that can be written.
 
     Raises ``ValueError`` for a folder and ``FileNotFoundError`` for a missing folder (which
-    is created instead with ``create_folder``). Call it before long work whose result goes
-    there, so that a typo in the output path does not cost the work.
+    is created instead with ``create_folder``), and ``FileExistsError`` for a file that exists
+    when ``overwrite`` is false (:func:`refuse_to_replace`). Call it before long work whose
+    result goes there, so that a typo in the output path does not cost the work.
     """
     path = Path(path)
+    refuse_to_replace([path], overwrite or path.is_dir())
     if path.is_dir():
         raise ValueError(f"cannot write {path}: it is a folder; give a file name")
     folder = path.parent
@@ -44,6 +48,52 @@ def check_output_path(path: str | os.PathLike, create_folder: bool = False) -> P
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {folder}")
     return path
+
+
+def refuse_to_replace(paths: Iterable[str | os.PathLike], overwrite: bool = False) -> None:
+    """The rule of every command that writes files: it never replaces a file it did not make
+    in this invocation unless the user asks (``--overwrite``, ``overwrite=True``). Raises
+    ``FileExistsError`` naming the first of ``paths`` that exists; call it before the work."""
+    if overwrite:
+        return
+    for path in map(Path, paths):
+        if path.exists() or path.is_symlink():
+            raise FileExistsError(f"{path} already exists; give --overwrite to replace it, or choose another output")
+
+
+class StagedFolder:
+    """Outputs of many files (a prediction's masks) written into a hidden folder inside
+    ``folder`` and moved into place only when all are written (:meth:`commit`): a failure on
+    the tenth image leaves no nine masks behind (:meth:`discard`), and ``folder`` itself is
+    removed again when this invocation created it and it stayed empty."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+        self.created = not self.folder.exists()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix=".cnnzoo-staging-", dir=self.folder))
+        except OSError as err:
+            raise OSError(f"cannot create the output folder {self.folder}: {err.strerror or err}") from None
+
+    def final(self, staged: Path) -> Path:
+        """Where a file written under :attr:`path` goes."""
+        return self.folder / Path(staged).relative_to(self.path)
+
+    def commit(self) -> None:
+        for staged in sorted(path for path in self.path.rglob("*") if path.is_file()):
+            target = self.final(staged)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self.created:
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass  # something else was put there meanwhile: left alone
 
 
 def _new_file_mode() -> int:

@@ -1,9 +1,34 @@
 """Resident memory of this process: now and at its peak (Linux; ``None`` elsewhere), for
-``cnnzoo benchmark`` and the memory benchmarks."""
+``cnnzoo benchmark`` and the memory benchmarks; and the check that a request fits in the
+memory the machine has free before it is allocated (:func:`check_fits_in_memory`)."""
 
 from __future__ import annotations
 
-__all__ = ["peak_rss_bytes", "proc_status_bytes", "reset_peak_rss", "rss_bytes"]
+__all__ = ["available_bytes", "check_fits_in_memory", "peak_rss_bytes", "proc_status_bytes", "reset_peak_rss",
+           "rss_bytes"]
+
+
+def available_bytes() -> int | None:
+    """Memory the machine can give without swapping (``MemAvailable``), or ``None`` where
+    ``/proc/meminfo`` does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def check_fits_in_memory(needed: int, what: str) -> None:
+    """``MemoryError`` (one line: what, how much, how much is free) when ``needed`` bytes
+    exceed the memory available now: a request no allocation could satisfy is refused
+    before it starts, instead of being killed by the system half-way."""
+    free = available_bytes()
+    if free is not None and needed > free:
+        raise MemoryError(f"not enough memory: {what} needs {needed / 2**30:.1f} GiB, and "
+                          f"{free / 2**30:.1f} GiB are free; use a smaller size")
 
 
 def proc_status_bytes(field: str) -> int:
