@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.cli.options import (
-    add_overwrite_option,
     add_input_size_option,
     add_model_kwargs_option,
+    add_overwrite_option,
     add_threads_option,
     add_weights_option,
     add_which_option,
@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     if args.plot:
-        check_output_path(args.plot, create_folder=True, overwrite=args.overwrite)  # a bad path fails before minutes of timing
+        # a bad path fails before minutes of timing
+        check_output_path(args.plot, create_folder=True, overwrite=args.overwrite)
     runtimes = [name.strip() for name in args.runtime.split(",") if name.strip()]
     size, rows = benchmark(
         args.source, runtimes, _batches(args.batch), int8=args.int8, threads=args.threads,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.cli.options import (
-    add_overwrite_option,
     add_input_size_option,
     add_model_kwargs_option,
+    add_overwrite_option,
     add_weights_option,
     parse_model_kwargs,
     parse_size_option,

@@ -18,6 +18,7 @@ import tempfile
 import traceback
 
 from cnnzoo import __version__
+from cnnzoo.utils.memory import total_bytes
 from cnnzoo.utils.text import first_line
 
 # Sub-command modules, in the order `cnnzoo --help` lists them.
@@ -123,17 +124,10 @@ def out_of_memory_message(err: BaseException) -> str | None:
         asked = None
     else:
         return None
-    total = _memory_total()
-    return (f"not enough memory: the request needed {asked or 'more than is free'} at once"
-            f"{f' (this machine has {total})' if total else ''}; use a smaller image, tile, batch or model "
-            "size")
-
-
-def _memory_total() -> str | None:
-    try:
-        return f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB"
-    except (ValueError, OSError, AttributeError):
-        return None
+    total = total_bytes()
+    has = f" (this machine has {total / 2**30:.1f} GiB)" if total else ""
+    return (f"not enough memory: the request needed {asked or 'more than is free'} at once{has}; use a smaller "
+            "image, tile, batch or model size")
 
 
 def _write_report() -> str:

@@ -15,9 +15,9 @@ from cnnzoo.engine.config import UPPER_BOUNDS
 from cnnzoo.utils.sizes import parse_input_size
 
 __all__ = [
-    "CHECKPOINTS", "add_device_option", "add_overwrite_option", "add_input_size_option", "add_model_kwargs_option", "add_threads_option",
-    "add_runtime_options", "add_which_option", "apply_threads", "max_drop_fraction", "parse_model_kwargs",
-    "parse_size_option",
+    "CHECKPOINTS", "add_device_option", "add_input_size_option", "add_model_kwargs_option", "add_overwrite_option",
+    "add_threads_option", "add_runtime_options", "add_which_option", "apply_threads", "max_drop_fraction",
+    "parse_model_kwargs", "parse_size_option",
     "RUNTIME_CHOICES",
 ]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from cnnzoo.cli.options import (
-    add_overwrite_option,
     add_device_option,
+    add_overwrite_option,
     add_runtime_options,
     add_threads_option,
     add_weights_option,

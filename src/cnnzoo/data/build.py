@@ -54,7 +54,8 @@ def build_data(name_or_path: str, *, data_dir: str | os.PathLike | None = None,
     """
     size = _check_image_size(image_size)
     if size is not None:  # an image is read, converted to float and resized: three copies at once, at worst
-        check_fits_in_memory(3 * 4 * 3 * size[0] * size[1], f"reading one {size[0]}x{size[1]} image (RGB float32, three copies while it is resized)")
+        check_fits_in_memory(3 * 4 * 3 * size[0] * size[1],
+                             f"reading one {size[0]}x{size[1]} image (RGB float32, three copies while it is resized)")
     train_size, val_size = _check_count(train_size, "train_size"), _check_count(val_size, "val_size")
     if name_or_path in DATASETS:
         build = _BUILTIN[name_or_path]

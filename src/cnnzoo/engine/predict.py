@@ -274,36 +274,26 @@ def predict(
     roots = _roots(paths, inputs)
     for path in paths:
         check_image_file(path)  # a bad file is named now, before any output is written
+    format = format or "json"
+    if out_dir is not None:
+        refuse_to_replace(_targets(task, out_dir, format, _output_names(paths, roots), overlay), overwrite)
     runner = None
     if compiled:
         size = (tile_size, tile_size) if task == "segmentation" and tile_size else None
         runner = compile_model(source, runtime, precision, input_size=size, max_drop=max_drop, which=which, log=None,
                                weights=weights)
     notes = runner.report.notes if runner is not None else []
-    format = format or "json"
-    if out_dir is not None:
-        refuse_to_replace(_targets(task, out_dir, format, _output_names(paths, roots), overlay), overwrite)
     if task == "classification":
         predictions = classify_images(trained.model, trained.meta, paths, top_k, forward=runner,
                                       keep_aspect=keep_aspect)
         if out_dir is None:
             return PredictResult(task, predictions, [], notes)
-        staged = StagedFolder(out_dir)  # every check has passed: only now is anything created
-        try:
+        with StagedFolder(out_dir) as staged:  # every check has passed: only now is anything created
             written = write_class_predictions(predictions, staged.path / f"predictions.{format}", format)
-        except BaseException:
-            staged.discard()
-            raise
-        staged.commit()
         return PredictResult(task, predictions, [staged.final(written)], notes)
-    staged = StagedFolder(out_dir)
-    try:
+    with StagedFolder(out_dir) as staged:
         predictions = segment_images(trained.model, trained.meta, paths, staged.path, roots=roots, overlay=overlay,
                                      tile_size=tile_size, forward=runner)
-    except BaseException:
-        staged.discard()
-        raise
-    staged.commit()
     predictions = [replace(p, mask=staged.final(p.mask), overlay=p.overlay and staged.final(p.overlay))
                    for p in predictions]
     files = [f for p in predictions for f in (p.mask, p.overlay) if f is not None]

@@ -22,8 +22,7 @@ from typing import BinaryIO
 
 __all__ = [
     "StagedFolder", "check_output_path", "finish_interrupted_commits", "refuse_to_replace", "remove_stale_temporaries",
-    "write_atomically",
-    "write_files_atomically",
+    "write_atomically", "write_files_atomically",
 ]
 
 
@@ -65,7 +64,9 @@ class StagedFolder:
     """Outputs of many files (a prediction's masks) written into a hidden folder inside
     ``folder`` and moved into place only when all are written (:meth:`commit`): a failure on
     the tenth image leaves no nine masks behind (:meth:`discard`), and ``folder`` itself is
-    removed again when this invocation created it and it stayed empty."""
+    removed again when this invocation created it and it stayed empty. As a context manager
+    (``with StagedFolder(out) as staged:``) it commits when the block ends and discards when
+    it raises."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
@@ -75,6 +76,16 @@ class StagedFolder:
             self.path = Path(tempfile.mkdtemp(prefix=".cnnzoo-staging-", dir=self.folder))
         except OSError as err:
             raise OSError(f"cannot create the output folder {self.folder}: {err.strerror or err}") from None
+
+    def __enter__(self) -> StagedFolder:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        """Commit when the block ends normally, discard when it raised (also Ctrl-C)."""
+        if kind is None:
+            self.commit()
+        else:
+            self.discard()
 
     def final(self, staged: Path) -> Path:
         """Where a file written under :attr:`path` goes."""
@@ -88,6 +99,7 @@ class StagedFolder:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def discard(self) -> None:
+        """Remove what was staged (and ``folder``, when this invocation made it and it is empty)."""
         shutil.rmtree(self.path, ignore_errors=True)
         if self.created:
             try:
@@ -157,11 +169,7 @@ def write_files_atomically(payloads: Mapping[Path, bytes]) -> list[Path]:
     journal: Path | None = None
     try:
         for path, payload in zip(paths, payloads.values()):
-            handle, temporaries[path] = _temporary_beside(path)
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(payload)
-                stream.flush()
-                os.fsync(stream.fileno())
+            temporaries[path] = _synced_temporary(path, payload)
         journal = _write_journal(paths[-1].parent, [(temporaries[path], path) for path in paths])
         for path in paths:
             _finish_rename(temporaries.pop(path), path)
@@ -185,19 +193,29 @@ def _write_journal(folder: Path, renames: list[tuple[str, Path]]) -> Path:
     path]`` pairs, relative to ``folder`` where they can be, written atomically and synced."""
     entries = [[os.path.relpath(temporary, folder), os.path.relpath(path, folder)] for temporary, path in renames]
     journal = folder / f"{JOURNAL_PREFIX}{uuid.uuid4().hex}.json"
-    handle, temporary = _temporary_beside(journal)
+    temporary = _synced_temporary(journal, json.dumps({"renames": entries}).encode())
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(json.dumps({"renames": entries}).encode())
-            stream.flush()
-            os.fsync(stream.fileno())
         os.replace(temporary, journal)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        os.unlink(temporary)
         raise
     _sync_folder(folder)
     return journal
+
+
+def _synced_temporary(path: Path, payload: bytes) -> str:
+    """``payload`` in a new temporary file beside ``path``, flushed to disk; its name (no
+    temporary is left when the write fails)."""
+    handle, temporary = _temporary_beside(path)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return temporary
 
 
 def _finish_rename(temporary: str | Path, path: Path) -> None:

@@ -4,8 +4,18 @@ memory the machine has free before it is allocated (:func:`check_fits_in_memory`
 
 from __future__ import annotations
 
+import os
+
 __all__ = ["available_bytes", "check_fits_in_memory", "peak_rss_bytes", "proc_status_bytes", "reset_peak_rss",
-           "rss_bytes"]
+           "rss_bytes", "total_bytes"]
+
+
+def total_bytes() -> int | None:
+    """The machine's physical memory, or ``None`` where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def available_bytes() -> int | None:
