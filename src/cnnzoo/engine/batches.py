@@ -84,8 +84,16 @@ class ModelFeed:
         images = ((images - self.mean) / self.std).to(self.dtype)
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
-    def logits(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """The model's logits for ``images``, in float32 whatever the autocast dtype."""
+    def logits(self, model: nn.Module, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """The model's logits for ``images``, in float32 whatever the autocast dtype: a tensor,
+        or the named tuple of main and auxiliary logits of a network with auxiliary heads in
+        training mode (:mod:`cnnzoo.engine.objective`)."""
         with autocast(self.device, self.amp):
-            logits = model(self.inputs(images))
-        return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+            outputs = model(self.inputs(images))
+        if isinstance(outputs, tuple):
+            return type(outputs)(*(_float32(tensor) for tensor in outputs))
+        return _float32(outputs)
+
+
+def _float32(logits: torch.Tensor) -> torch.Tensor:
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits

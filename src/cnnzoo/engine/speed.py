@@ -44,8 +44,9 @@ from torch import nn
 
 from cnnzoo.data.augment import build_augment
 from cnnzoo.deploy.timing import model_key, remember, remembered
-from cnnzoo.engine.batches import ModelFeed, align_to_logits
+from cnnzoo.engine.batches import ModelFeed
 from cnnzoo.engine.losses import build_loss
+from cnnzoo.engine.objective import auxiliary_weight, step_loss
 from cnnzoo.engine.optim import build_optimizer
 from cnnzoo.registry import create_model
 from cnnzoo.utils.cpu import cpu_name, has_native_bf16, machine_fingerprint
@@ -112,9 +113,9 @@ def training_step(model: nn.Module, loss_fn: nn.Module, feed: ModelFeed, batch: 
 
     def step() -> None:
         augmented = augment(batch) if augment is not None else batch
-        logits = feed.logits(model, augmented["image"])
-        target, weight = align_to_logits(logits, augmented["target"], augmented.get("weight"))
-        loss_fn(logits, target, weight).backward()
+        outputs = feed.logits(model, augmented["image"])
+        loss = step_loss(loss_fn, outputs, augmented["target"], augmented.get("weight"), auxiliary_weight(model))
+        loss.total.backward()
         if optimizer is not None:
             optimizer.step()
         model.zero_grad(set_to_none=True)

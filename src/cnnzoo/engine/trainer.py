@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 from cnnzoo.data import DATASETS, build_data
 from cnnzoo.data.augment import build_augment
 from cnnzoo.data.spec import DataSpec
-from cnnzoo.engine.batches import ModelFeed, align_to_logits, to_device
+from cnnzoo.engine.batches import ModelFeed, to_device
 from cnnzoo.engine.checkpoint import checkpoint_payloads, load_training_state, load_weights, read_checkpoint
 from cnnzoo.engine.config import TrainConfig, config_to_dict, fit_batch_size
 from cnnzoo.engine.distributed import (
@@ -53,6 +53,7 @@ from cnnzoo.engine.evaluate import evaluate, has_weight_maps, make_eval_loader, 
 from cnnzoo.engine.finetune import prediction_resize, start_from_weights
 from cnnzoo.engine.losses import build_loss, choose_loss
 from cnnzoo.engine.metrics import MAIN_METRIC
+from cnnzoo.engine.objective import EpochLosses, auxiliary_weight, step_loss
 from cnnzoo.engine.optim import build_optimizer, build_scheduler
 from cnnzoo.engine.progress import Progress, format_duration
 from cnnzoo.engine.run_pictures import RunPictures
@@ -207,6 +208,7 @@ class _Run:
         self.model_kwargs = {k: v for k, v in kwargs.items() if k not in ("num_classes", "in_chans")}
         self.spec, self.pretrained = start_from_weights(model, spec, config.freeze, self.progress.write)
         self.model = model.to(self.ctx.device)
+        self.aux_weight = auxiliary_weight(model)
 
     def _build_data_path(self) -> None:
         if self.config.batch_size is None:  # the task's default, or less for a small training set
@@ -344,7 +346,7 @@ class _Run:
         optimizer.zero_grad(set_to_none=True)
         batches = len(self.train_loader)
         last_group_start = (batches // config.accum_steps) * config.accum_steps
-        loss_sum, seen, correct = 0.0, 0, 0
+        losses, correct = EpochLosses(), 0
         self.progress.start_epoch(epoch + 1, config.epochs, batches)
         for index, batch in enumerate(self.train_loader):
             batch = self.augment(to_device(batch, ctx.device))
@@ -352,26 +354,24 @@ class _Run:
             steps_now = (index + 1) % config.accum_steps == 0 or index == batches - 1
             sync = nullcontext() if steps_now or not ctx.enabled else self.ddp_model.no_sync()
             with sync:
-                logits = self.feed.logits(model, batch["image"])
-                target, weight = align_to_logits(logits, batch["target"], batch.get("weight"))
-                loss = self.loss(logits, target, weight)
-                value = float(loss.detach())
+                outputs = self.feed.logits(model, batch["image"])
+                step = step_loss(self.loss, outputs, batch["target"], batch.get("weight"), self.aux_weight)
+                value = float(step.total.detach())
                 if any_process(not math.isfinite(value), ctx):
                     self.progress.end_epoch()
                     self._stop_non_finite(value, epoch, f"at batch {index + 1}")
-                scaled = loss / group_size
+                scaled = step.total / group_size
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             if steps_now:
                 self._optimizer_step()
-            count = len(target)
-            loss_sum += value * count
-            seen += count
+            losses.add(step, len(step.target))
             if self.spec.task == "classification":
-                correct += int((logits.detach().argmax(1) == target).sum())
-            self.progress.update(count, loss_sum / seen)
+                correct += int((step.logits.detach().argmax(1) == step.target).sum())
+            self.progress.update(len(step.target), losses.mean())
         seconds = self.progress.end_epoch()
-        loss_sum, seen, correct = all_reduce_sum([loss_sum, seen, correct], ctx)
-        stats = {"train_loss": loss_sum / seen}
+        names = losses.names()
+        *sums, seen, correct = all_reduce_sum([*(losses.sums[name] for name in names), losses.seen, correct], ctx)
+        stats = {f"train_{name}": total / seen for name, total in zip(names, sums)}
         if self.spec.task == "classification":
             stats["train_acc1"] = correct / seen
         return stats, seconds

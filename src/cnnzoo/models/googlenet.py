@@ -81,6 +81,7 @@ class InceptionNet(Classifier):
     aux_taps: dict[str, str]
     aux_logits: bool
     transform_input: bool
+    aux_loss_weight: float  # each auxiliary loss's weight in training (cnnzoo.engine.objective)
 
     def build_feature_info(self) -> list[FeatureInfo]:
         """One entry per stage: channels of its last module that has any, its stride."""
@@ -180,6 +181,9 @@ class GoogLeNet(InceptionNet):
         dropout: before the final linear layer (0.2 in torchvision; 0.4 in the paper).
         dropout_aux: inside the auxiliary heads (0.7).
     """
+
+    # Section 6: "the losses of the auxiliary classifiers were weighted by 0.3".
+    aux_loss_weight = 0.3
 
     torchvision_renames = ()  # the names are torchvision's already
 

@@ -98,6 +98,10 @@ class InceptionV3(InceptionNet):
         dropout: before the final linear layer (0.5, torchvision's value).
     """
 
+    # The paper gives no weight; its authors' training code (tensorflow/models,
+    # inception/inception_model.py) adds the aux cross-entropy with weight=0.4.
+    aux_loss_weight = 0.4
+
     def __init__(
         self,
         num_classes: int = 1000,
