@@ -152,6 +152,20 @@ def test_224_input_gives_a_7x7x1024_map():
     assert [m.shape[-1] for m in maps] == [112, 56, 28, 14, 7]
 
 
+def test_a_stride_1_stem_keeps_a_28x28_input_at_full_resolution():
+    # The small-input adaptation: every map twice as large, the last 2x2 for 28x28
+    # (28 -> 14 -> 7 -> 4 -> 2 with padded stride-2 convolutions).
+    model = mobilenet(num_classes=10, in_chans=1, stem_stride=1).eval()
+    with torch.no_grad():
+        maps = model.forward_features(torch.randn(1, 1, 28, 28))
+    assert [m.shape[-1] for m in maps] == [28, 14, 7, 4, 2]
+    assert [f.stride for f in model.feature_info] == [1, 2, 4, 8, 16]
+    # Same weights as the stride-2 stem, so the same parameter count.
+    assert count_params(model) == count_params(mobilenet(num_classes=10, in_chans=1))
+    with pytest.raises(ValueError, match="stem_stride"):
+        mobilenet(stem_stride=3)
+
+
 def test_any_resolution_works():
     model = mobilenet(num_classes=4).eval()
     with torch.no_grad():

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "cnnzoo.cli.benchmark",
     "cnnzoo.cli.weights",
     "cnnzoo.cli.experiment",
+    "cnnzoo.cli.results",
 )
 
 USER_ERRORS = (ValueError, OSError, KeyError)

@@ -23,6 +23,10 @@ Two hyperparameters shrink it (section 3.3 and 3.4):
 * the resolution multiplier ``rho`` is simply the input size: every map scales with it and
   the cost falls as ``rho^2``. Any input works; 224, 192, 160 and 128 are the paper's.
 
+On small images (Fashion-MNIST's 28x28, CIFAR's 32x32) ``stem_stride=1`` keeps the stem at
+full resolution, the usual adaptation of an ImageNet net to such inputs: the last map is
+2x2 for a 28x28 input instead of 1x1, and the multiply-adds grow four times.
+
 The activation is ReLU6 (``min(max(x, 0), 6)``, the lecture's choice and that of the released
 TensorFlow models); the paper's text says ReLU, which ``act_layer=nn.ReLU`` gives.
 """
@@ -74,6 +78,7 @@ class MobileNetV1(Classifier):
         dropout: dropout before the fc layer (the paper uses little regularization: 0).
         separable: ``False`` builds Table 4's "Conv MobileNet", each separable layer
             replaced by a standard 3x3 conv of the same shape, to measure the saving.
+        stem_stride: the first convolution's stride (Table 1: 2; 1 for small inputs).
     """
 
     head_names = ("head",)
@@ -89,14 +94,17 @@ class MobileNetV1(Classifier):
         act_layer: ModuleFactory = nn.ReLU6,
         dropout: float = 0.0,
         separable: bool = True,
+        stem_stride: int = 2,
     ) -> None:
         super().__init__(num_classes, in_chans)
         if width_mult <= 0:
             raise ValueError(f"width_mult must be positive, got {width_mult}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
         channels = scale_channels(STEM_CHANNELS, width_mult)
-        self.stem = ConvNormAct(in_chans, channels, 3, stride=2, act_layer=act_layer)
+        self.stem = ConvNormAct(in_chans, channels, 3, stride=stem_stride, act_layer=act_layer)
         block = DepthwiseSeparableConv if separable else ConvNormAct
-        stages, self.feature_info, stride = [], [], 2
+        stages, self.feature_info, stride = [], [], stem_stride
         for index, layers in enumerate(SEPARABLE_LAYERS, start=1):
             blocks = []
             for out_channels, layer_stride in layers:
@@ -139,6 +147,7 @@ def mobilenet_v1(
     act_layer: ModuleFactory = nn.ReLU6,
     dropout: float = 0.0,
     separable: bool = True,
+    stem_stride: int = 2,
 ) -> MobileNetV1:
     """MobileNet v1 with width multiplier ``width_mult`` (input size sets the resolution)."""
-    return MobileNetV1(num_classes, in_chans, width_mult, act_layer, dropout, separable)
+    return MobileNetV1(num_classes, in_chans, width_mult, act_layer, dropout, separable, stem_stride)
