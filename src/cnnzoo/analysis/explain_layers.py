@@ -1,6 +1,7 @@
-"""The ``cnnzoo explain`` topics about single layers: what one convolution costs, and what
-1x1, grouped, depthwise, separable, factorized, dilated and transposed convolutions and
-max unpooling change about it (seeds 000-004).
+"""The ``cnnzoo explain`` topics about single layers: what one convolution costs, how it
+splits into per-channel convolutions and a sum, and what 1x1, grouped, depthwise,
+separable, factorized, dilated and transposed convolutions and max unpooling change about
+it (seeds 000-004).
 
 Each function returns its topic's text, every number computed when it is called: by
 :mod:`cnnzoo.analysis.formulas`, by :func:`~cnnzoo.analysis.summarize` on real ``torch.nn``
@@ -12,13 +13,15 @@ from __future__ import annotations
 from fractions import Fraction
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import cnnzoo.analysis.formulas as f
 from cnnzoo.analysis.summary import summarize
 
 __all__ = [
-    "bottleneck", "convolution_cost", "depthwise", "depthwise_separable", "dilated", "factorized", "fraction_text",
+    "bottleneck", "channel_sum_ones", "conv_as_depthwise_sum", "convolution_as_sums", "convolution_cost",
+    "depthwise", "depthwise_products_weight", "depthwise_separable", "dilated", "factorized", "fraction_text",
     "grouped", "transposed", "unpooling",
 ]
 
@@ -102,6 +105,97 @@ def depthwise_separable() -> str:
         r = f.separable_reduction_factor(n, 3)
         lines.append(f"    N = {n:>4}: 1/N + 1/9 = {float(r):.4f}  ({1 / float(r):.2f} times fewer)")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- a conv is depthwise convs summed
+
+def depthwise_products_weight(weight: torch.Tensor) -> torch.Tensor:
+    """The ``(C_in * C_out, 1, k, k)`` filters of the grouped conv (``groups = C_in``) that
+    computes every per-channel product of a standard conv of ``weight`` (``C_out x C_in x k x k``):
+    filter ``c * C_out + o`` is ``weight[o, c]``, applied to input channel ``c`` alone (seed 001,
+    "The first output channel is produced by 6 channel-wise convolutions")."""
+    out_channels, in_channels, kh, kw = weight.shape
+    return weight.transpose(0, 1).reshape(in_channels * out_channels, 1, kh, kw)
+
+
+def channel_sum_ones(in_channels: int, out_channels: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The 0/1 weight ``(C_out, C_in * C_out, 1, 1)`` of the 1x1 conv that adds, for each output
+    channel ``o``, its ``C_in`` products ``c * C_out + o`` (seed 001: "Summation of per-channel
+    results corresponds to 1 x 1 convolution with a volume of 1s")."""
+    ones = torch.zeros(out_channels, in_channels * out_channels, 1, 1, dtype=dtype)
+    for o in range(out_channels):
+        ones[o, o::out_channels] = 1.0
+    return ones
+
+
+def conv_as_depthwise_sum(x: torch.Tensor, weight: torch.Tensor, ones: torch.Tensor | None = None) -> torch.Tensor:
+    """A standard convolution of ``x`` (no padding, stride 1) computed the notes' way: the
+    grouped conv of :func:`depthwise_products_weight`, then the 1x1 conv ``ones`` (by default
+    :func:`channel_sum_ones`). Equals ``F.conv2d(x, weight)`` up to rounding."""
+    out_channels, in_channels = weight.shape[:2]
+    if ones is None:
+        ones = channel_sum_ones(in_channels, out_channels, weight.dtype)
+    products = F.conv2d(x, depthwise_products_weight(weight), groups=in_channels)
+    return F.conv2d(products, ones)
+
+
+def _costs(layers: list[nn.Module], input_size: tuple[int, int, int]) -> tuple[int, int]:
+    """(weights, MACs) of ``layers`` run in sequence, counted by summarize() on the modules."""
+    total = summarize(nn.Sequential(*layers), input_size).total
+    return total.params, total.macs
+
+
+def convolution_as_sums() -> str:
+    """A standard convolution is depthwise convolutions summed by a 1x1 conv of ones (seed 001)."""
+    c_in, c_out, k, side = 6, 3, 3, 8  # the notes' figure: 3 filters of 3x3 on a 6-channel input
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(1, c_in, side, side, generator=gen, dtype=torch.float64)
+    weight = torch.randn(c_out, c_in, k, k, generator=gen, dtype=torch.float64)
+    standard = F.conv2d(x, weight)
+    difference = (conv_as_depthwise_sum(x, weight) - standard).abs().max().item()
+    # Depthwise separable: one kernel D[c] per input channel, a learned 1x1 mix P[o, c]. It is
+    # the standard conv whose kernels factor as W[o, c] = P[o, c] D[c].
+    kernels = torch.randn(c_in, 1, k, k, generator=gen, dtype=torch.float64)
+    mix = torch.randn(c_out, c_in, 1, 1, generator=gen, dtype=torch.float64)
+    separable = F.conv2d(F.conv2d(x, kernels, groups=c_in), mix)
+    factored = F.conv2d(x, mix * kernels.transpose(0, 1))
+    separable_difference = (separable - factored).abs().max().item()
+    ones = channel_sum_ones(c_in, c_out)
+    out = side - k + 1
+    size = (c_in, side, side)
+    conv_w, conv_macs = _costs([nn.Conv2d(c_in, c_out, k, bias=False)], size)
+    dw_w, dw_macs = _costs([nn.Conv2d(c_in, c_in * c_out, k, groups=c_in, bias=False)], size)
+    sum_w, sum_macs = _costs([nn.Conv2d(c_in * c_out, c_out, 1, bias=False)], (c_in * c_out, out, out))
+    sep_dw_w, sep_dw_macs = _costs([nn.Conv2d(c_in, c_in, k, groups=c_in, bias=False)], size)
+    sep_pw_w, sep_pw_macs = _costs([nn.Conv2d(c_in, c_out, 1, bias=False)], (c_in, out, out))
+    return "\n".join([
+        "Output channel o of a standard conv with weight W (C_out x C_in x k x k) is the sum over",
+        "the input channels c of the per-channel (depthwise) convolutions x_c * W[o, c].",
+        "Computed on random float64 tensors (seed 0), C_in = 6, C_out = 3, 3x3 kernels, 8x8 input:",
+        f"  1. a grouped conv, groups = C_in = {c_in}, with C_in x C_out = {c_in * c_out} filters: filter c x C_out + o",
+        "     is W[o, c], applied to channel c alone; it gives every product x_c * W[o, c];",
+        f"  2. a 1x1 conv with the 0/1 \"ones\" matrix ({c_out} x {c_in * c_out}, {int(ones.sum())} ones): row o adds"
+        f" the {c_in} products of o.",
+        "  ones matrix (row o, columns c x C_out + o'):",
+        *(f"    {''.join('1' if v else '.' for v in row)}" for row in ones.reshape(c_out, -1).tolist()),
+        f"  largest |F.conv2d(x, W) - (1 then 2)| = {difference:.1e}  (float64 rounding)",
+        "",
+        f"Costs at this size ({out}x{out} output; summarize() on the real layers):",
+        f"    standard conv:          {conv_w:>3} weights (3 x 3 x 6 x 3), {conv_macs:>5,} MACs",
+        f"    1. depthwise products:  {dw_w:>3} weights (the same W),     {dw_macs:>5,} MACs",
+        f"    2. 1x1 sum of ones:     {sum_w:>3} fixed weights, {int(ones.sum())} ones,    {sum_macs:>5,} MACs as a dense 1x1 conv",
+        f"                            ({out * out * c_out * c_in:,} of them multiply by a one: the additions)",
+        "The standard conv is this two-step route with the sum fused in: nothing is saved yet.",
+        "",
+        "Depthwise separable (seed 001: \"Replace sum by a linear combination\"): the 1x1 conv is",
+        "LEARNED instead of ones, and the depthwise part keeps ONE kernel D[c] per input channel,",
+        "shared by all outputs, so W[o, c] = P[o, c] D[c]; a conv whose kernels factor that way",
+        f"equals depthwise then pointwise (largest difference {separable_difference:.1e}). Its costs:",
+        f"    depthwise, 1 kernel per channel: {sep_dw_w:>3} weights, {sep_dw_macs:>5,} MACs",
+        f"    learned 1x1 mix:                 {sep_pw_w:>3} weights, {sep_pw_macs:>5,} MACs",
+        f"    together {sep_dw_w + sep_pw_w} weights, {sep_dw_macs + sep_pw_macs:,} MACs against {conv_w} and {conv_macs:,}"
+        f" ({fraction_text(Fraction(sep_dw_macs + sep_pw_macs, conv_macs))}; `explain depthwise-separable`).",
+    ])
 
 
 def grouped() -> str:

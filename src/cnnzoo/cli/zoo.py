@@ -77,7 +77,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "explain", help="the formulas and the lecture notes' worked examples, computed", formatter_class=formatter,
         description="Explain a building block's cost with the lecture notes' worked numbers, computed by the library.",
-        epilog="examples:\n  cnnzoo explain            # list the topics\n  cnnzoo explain depthwise-separable",
+        epilog="examples:\n  cnnzoo explain            # list the topics\n  cnnzoo explain depthwise-separable\n"
+               "  cnnzoo explain notes      # where the lecture notes are wrong, with the evidence",
     )
     p.add_argument("topic", nargs="?", help="a topic; without one, the list of topics")
     p.set_defaults(run=run_explain)
@@ -223,5 +224,6 @@ def top1_note(rows: list[dict]) -> str | None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    print(explain.explain(args.topic).rstrip("\n"))  # no topic: the list of topics
+    # no topic: the list of topics; the zoo's models are built on the meta device, to be counted
+    print(explain.explain(args.topic, create_model=create_meta_model).rstrip("\n"))
     return 0
