@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "cnnzoo.cli.weights",
     "cnnzoo.cli.experiment",
     "cnnzoo.cli.results",
+    "cnnzoo.cli.visualize",
 )
 
 USER_ERRORS = (ValueError, OSError, KeyError)
