@@ -419,7 +419,6 @@ def test_fcn_on_other_backbones(backbone):
 @pytest.mark.parametrize("backbone, message", [
     ("squeezenet1_0", "strides 8, 16, 32; SqueezeNet has stages at strides 2, 4, 8, 16 \\(none at 32\\)"),
     ("resnet20", "none at 8, 16, 32"),
-    ("alexnet", "unpadded convolutions"),
     ("fcn8s", "must be a registered classifier; 'fcn8s' is a segmentation model"),
     ("resnet5O", "'resnet5O' is not a registered model \\(did you mean .*resnet50"),
 ])
@@ -434,8 +433,9 @@ def test_fcn32s_takes_a_backbone_without_a_stride_8_stage():
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(align="paper", backbone="resnet18"), "align='paper' is the reference VGG-16 net"),
-    (dict(align="valid"), "align must be one of same, paper"),
+    (dict(align="paper", backbone="resnet18"), "align='paper' builds the reference Caffe nets"),
+    (dict(align="same", backbone="alexnet"), "AlexNet's conv1 and pooling are unpadded"),
+    (dict(align="valid"), "align must be one of auto, same, paper"),
     (dict(num_classes=0), "num_classes must be a positive integer"),
     (dict(in_chans=-1), "in_chans must be a positive integer"),
 ])

@@ -22,103 +22,83 @@ unmodified predictions" (section 4.2).
 
 Alignment: the paper pads conv1_1 by 100 pixels (so that even small images reach fc6's 7x7
 kernel) and crops each map to the next with offsets that follow from the layer geometry
-(5 and 9 for the skips, 19 / 27 / 31 for the output of FCN-32s / 16s / 8s). cnnzoo's
-default, ``align="same"``, keeps VGG's "same" convolutions, pads fc6 by 3 and pads the
+(5 and 9 for the skips, 19 / 27 / 31 for the output of FCN-32s / 16s / 8s). With
+``align="same"`` cnnzoo keeps VGG's "same" convolutions, pads fc6 by 3 and pads the
 image (bottom and right, with zeros) to a multiple of 32: every map then has exactly
 ``H/s x W/s`` units centred on the same pixels as the upsampled coarser map, nothing needs
 cropping but the padding, and no computation is spent on a 100-pixel frame (at 500x500 the
 paper's net computes on 698x698 maps). ``align="paper"`` builds the reference nets
 (conv1_1 padding 100, pooling rounding up as Caffe's does, valid fc6, the paper's crops).
-Both take any input of at least 1x1 pixel and return logits of the input's size.
+The default, ``align="auto"``, is "same" wherever the backbone's convolutions are padded and
+"paper" for AlexNet, whose unpadded conv1 and pools only the 100-pixel frame and the crops can
+align. Both take any input of at least 1x1 pixel and return logits of the input's size.
 
 ``backbone``: "vgg16" is the paper's network, with its parameter names (``features.*`` as
 ``create_model("vgg16")``, so torchvision VGG-16 weights initialize it through
-:meth:`FCN.from_classifier`). Any other registered classifier gives "FCN on the classifier's
-``forward_features``": the stage maps at strides 8, 16 and 32 (``feature_info``), a 1x1 score
-conv on each, the same fusion and upsampling (the lecture notes' FCN reads the backbone's
-``x5`` and ``x4`` maps the same way). VGG-family backbones keep fc6 / fc7; others go
-straight from their last stage to the scores.
+:meth:`FCN.from_classifier`). The other two nets of Table 1 are registered as
+``fcn32s_alexnet`` and ``fcn32s_googlenet`` (the paper reports FCN-32s alone for them).
+AlexNet (either registered one) is taken as VGG is: its ``features``, fc6 a 6x6 convolution,
+fc7 a 1x1 one; with ``align="paper"`` it is the reference FCN-AlexNet (conv1 padded by 100,
+a 63x63 final upsampling, output cropped at 18). GoogLeNet and any other registered
+classifier give "FCN on the classifier's ``forward_features``": the stage maps at strides 8,
+16 and 32 (``feature_info``), a 1x1 score conv on each, the same fusion and upsampling. For
+GoogLeNet that is the paper's recipe: "we use only the final loss layer, and improve
+performance by discarding the final average pooling layer" (section 4.1): inception5b's 1024
+maps feed ``score_fr``. (The lecture notes' own FCN, transposed convolutions with ReLU and
+batch norm on ``x5`` + ``x4``, is :mod:`cnnzoo.models.fcn_deconv`.)
 
-Parameters of FCN-32s / VGG-16 with 21 classes: 14,714,688 (13 convs) + 102,764,544 (fc6) +
-16,781,312 (fc7) + 86,037 (score_fr) = 134,346,581 before upsampling - the paper's "134M"
-(Table 1) - plus 1,806,336 in the 64x64 upsampling kernels.
+Parameters with 21 classes, before the final upsampling (whose kernels the paper fixes, so
+Table 1 does not count them):
+
+* FCN-VGG16: 14,714,688 (13 convs) + 102,764,544 (fc6) + 16,781,312 (fc7) + 86,037 (score_fr)
+  = 134,346,581, the paper's "134M" (+ 1,806,336 in the 64x64 upsampling kernels);
+* FCN-AlexNet on ``alexnet_original`` (the reference's two-tower CaffeNet layout): 2,334,080
+  (5 convs) + 37,752,832 (fc6) + 16,781,312 (fc7) + 86,037 = 56,954,261, the paper's "57M"
+  (on torchvision's single tower ``alexnet``: 2,469,696 + ... = 57,089,877);
+* FCN-GoogLeNet: 5,599,904 (the 57 convs up to inception5b) + 21,525 (score_fr) = 5,621,429,
+  the paper's "6M".
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnzoo.layers.context import CONTEXT_WIDTHS, ContextModule
-from cnnzoo.layers.upsample import bilinear_transposed_conv
+from cnnzoo.layers.upsample import bilinear_kernel, bilinear_transposed_conv
 from cnnzoo.models._backbone import CONTEXT_SCORE_STD, build_backbone, fc_convolutions
 from cnnzoo.models._base import Classifier, check_choice
 from cnnzoo.models._register import register_model
 from cnnzoo.models._segmenter import Segmenter
+from cnnzoo.models.alexnet import AlexNet
 from cnnzoo.models.convolutionalize import classifier_body
+from cnnzoo.models.fcn_align import COARSEST, Grid, check_stage_sizes, crop_at, pad_to_multiple, stage_taps
 from cnnzoo.models.vgg import VGG
-from cnnzoo.utils.meta import meta_copy
 from cnnzoo.utils.sizes import pair
 
-__all__ = ["ALIGNS", "FCN", "Grid", "OUTPUT_STRIDES", "crop_at", "fcn8s", "fcn16s", "fcn32s"]
+__all__ = [
+    "ALIGNS", "FCN", "Grid", "OUTPUT_STRIDES", "crop_at", "fcn8s", "fcn16s", "fcn32s", "fcn32s_alexnet",
+    "fcn32s_googlenet",
+]
 
 PAPER = "Long, Shelhamer and Darrell, Fully Convolutional Networks for Semantic Segmentation"
 
 OUTPUT_STRIDES = (32, 16, 8)  # FCN-32s, FCN-16s, FCN-8s
-COARSEST = 32  # stride of the score map the decoder starts from
 SKIPS = {16: "pool4", 8: "pool3"}  # the skip layers of FCN-16s and FCN-8s, by stride
-ALIGNS = ("same", "paper")
-Align = Literal["same", "paper"]
+ALIGNS = ("auto", "same", "paper")
+Align = Literal["auto", "same", "paper"]
+FC_NETS = (VGG, AlexNet)  # the classifiers with fc6 / fc7, which the paper convolutionalizes
 PAPER_PADDING = 100  # conv1_1's padding in the reference nets
-
-
-@dataclass(frozen=True)
-class Grid:
-    """Where the units of a map sit on the input: unit ``y`` is centred on input pixel
-    ``start + jump * y`` (the coordinate maps of Caffe's ``crop``, written for one axis)."""
-
-    jump: float = 1.0
-    start: float = 0.0
-
-    def conv(self, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> Grid:
-        """After a convolution or pooling: output ``y`` reads inputs ``s y - p ... s y - p + k_eff - 1``."""
-        span = (kernel - 1) * dilation
-        return Grid(self.jump * stride, self.start + (span / 2 - padding) * self.jump)
-
-    def transposed(self, kernel: int, stride: int, padding: int) -> Grid:
-        """After a transposed convolution: input ``i`` is spread around output ``s i + (k - 1) / 2 - p``."""
-        return Grid(self.jump / stride, self.start + (padding - (kernel - 1) / 2) * self.jump / stride)
-
-    def offset_of(self, reference: Grid) -> int:
-        """The index in this map of the unit centred where ``reference``'s unit 0 is: the
-        crop offset that aligns this map to ``reference``."""
-        offset = (reference.start - self.start) / self.jump
-        if self.jump != reference.jump or offset < 0 or offset != int(offset):
-            raise ValueError(f"a map on {self} cannot be cropped to one on {reference}")
-        return int(offset)
-
-
-def crop_at(x: torch.Tensor, offset: int, height: int, width: int, what: str) -> torch.Tensor:
-    """``x[..., offset : offset + height, offset : offset + width]``, or a ``ValueError``
-    naming ``what`` when ``x`` is too small to give it."""
-    if x.shape[-2] < offset + height or x.shape[-1] < offset + width:
-        raise ValueError(
-            f"FCN: the {what} map is {x.shape[-2]}x{x.shape[-1]}, too small for a {height}x{width} "
-            f"crop at offset {offset}"
-        )
-    return x[..., offset : offset + height, offset : offset + width]
 
 
 class FCN(Segmenter):
     """FCN-32s / 16s / 8s on a classifier (the paper's VGG-16 by default).
 
-    Children, for a VGG backbone: ``features`` (VGG's, same names), ``fc`` (``fc6`` 7x7 conv,
-    ``relu6``, ``drop6``, ``fc7`` 1x1 conv, ``relu7``, ``drop7``); for any other: ``backbone``
+    Children, for a VGG or AlexNet backbone: ``features`` (its own, same names), ``fc``
+    (``fc6`` 7x7 / 6x6 conv, ``relu6``, ``drop6``, ``fc7`` 1x1 conv, ``relu7``, ``drop7``);
+    for any other: ``backbone``
     (the classifier without its head). Then ``score_fr``, ``score_pool4`` and ``upscore2``
     (16s, 8s), ``score_pool3`` and ``upscore_pool4`` (8s), ``context`` (optional) and
     ``upscore``, the final upsampling.
@@ -129,11 +109,13 @@ class FCN(Segmenter):
         output_stride: 32, 16 or 8 (FCN-32s, 16s, 8s): the stride of the finest score map.
         backbone: a registered classifier name (built afresh), or a classifier (copied, its
             weights kept; see :meth:`from_classifier`). It needs stages at strides 8, 16, 32
-            (those the variant reads) whose maps are ``H/s x W/s`` for ``H, W`` multiples of 32.
+            (those the variant reads) whose maps are ``H/s x W/s`` for ``H, W`` multiples of 32
+            (AlexNet's are not: it takes the paper's alignment).
         context: a :class:`~cnnzoo.layers.context.ContextModule` (K channels) on the finest
             score map before the final upsampling, as Yu and Koltun put theirs after a
             stride-8 front-end (see also :class:`~cnnzoo.models.dilated.DilatedFrontEnd`).
-        align: "same" (default) or "paper" (VGG only): see the module docstring.
+        align: "auto" (default: "paper" for AlexNet, "same" otherwise), "same" (padded
+            backbones) or "paper" (VGG and AlexNet, the reference nets): see the module docstring.
         dropout: after fc6 and fc7 (0.5 in the paper).
         context_variant: "basic" or "large" (Table 1 of Yu and Koltun).
     """
@@ -145,7 +127,7 @@ class FCN(Segmenter):
         output_stride: int = 8,
         backbone: str | Classifier = "vgg16",
         context: bool = False,
-        align: Align = "same",
+        align: Align = "auto",
         dropout: float = 0.5,
         context_variant: str = "basic",
     ) -> None:
@@ -156,14 +138,12 @@ class FCN(Segmenter):
         super().__init__(num_classes, backbone.in_chans if isinstance(backbone, Classifier) else in_chans)
         classifier = build_backbone(backbone, self.in_chans)
         self.output_stride = output_stride
-        self.align = align
+        self.align = _resolve_align(align, classifier)
         self.min_input_size = 1  # "same" pads to a multiple of 32; "paper" pads conv1_1 by 100
         strides = [s for s in OUTPUT_STRIDES if s >= output_stride]
-        if isinstance(classifier, VGG):
-            channels, grids = self._take_vgg(classifier, strides, align, dropout)
+        if isinstance(classifier, FC_NETS):
+            channels, grids = self._take_fc_net(classifier, strides, self.align, dropout)
         else:
-            if align == "paper":
-                raise ValueError(f"align='paper' is the reference VGG-16 net; {type(classifier).__name__} takes align='same'")
             channels, grids = self._take_backbone(classifier, strides)
         self._build_decoder(num_classes, channels, grids, strides, context, context_variant)
 
@@ -175,7 +155,7 @@ class FCN(Segmenter):
         num_classes: int = 21,
         output_stride: int = 8,
         context: bool = False,
-        align: Align = "same",
+        align: Align = "auto",
         dropout: float = 0.5,
         context_variant: str = "basic",
     ) -> FCN:
@@ -192,8 +172,10 @@ class FCN(Segmenter):
             raise ValueError(f"FCN.from_classifier needs a cnnzoo classifier, got a {type(classifier).__name__}")
         return cls(num_classes, classifier.in_chans, output_stride, classifier, context, align, dropout, context_variant)
 
-    def _take_vgg(self, vgg: VGG, strides: list[int], align: str, dropout: float) -> tuple[dict[int, int], dict[int, Grid]]:
-        """Take VGG's features (renaming nothing) and turn fc6 / fc7 into convolutions."""
+    def _take_fc_net(self, vgg: VGG | AlexNet, strides: list[int], align: str,
+                     dropout: float) -> tuple[dict[int, int], dict[int, Grid]]:
+        """Take VGG's or AlexNet's features (renaming nothing) and turn fc6 / fc7 into
+        convolutions (both lay their head out alike: ``avgpool``, then ``classifier``)."""
         self.features = vgg.features
         self.backbone = None
         pools = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.MaxPool2d)]
@@ -201,7 +183,7 @@ class FCN(Segmenter):
             first = next(layer for layer in self.features if isinstance(layer, nn.Conv2d))
             first.padding = (PAPER_PADDING, PAPER_PADDING)
             for index in pools:
-                self.features[index].ceil_mode = True  # Caffe's pooling rounds up
+                self.features[index].ceil_mode = True  # Caffe's pooling rounds up (no pool is padded)
         stages = {info.stride: (index, info.channels) for info, index in zip(vgg.feature_info, pools)}
         self._taps = {s: stages[s][0] for s in strides}
         channels = {s: stages[s][1] for s in strides}
@@ -223,39 +205,16 @@ class FCN(Segmenter):
     def _take_backbone(self, classifier: Classifier, strides: list[int]) -> tuple[dict[int, int], dict[int, Grid]]:
         """Take any classifier's body; check that it has the stages the variant reads and
         that they are aligned as FCN's decoder assumes."""
-        info = {stage.stride: (index, stage.channels) for index, stage in enumerate(classifier.feature_info)}
-        missing = sorted(s for s in strides if s not in info)
-        if missing:
-            raise ValueError(
-                f"FCN needs backbone stages at strides {', '.join(map(str, sorted(strides)))}; "
-                f"{type(classifier).__name__} has stages at strides {', '.join(map(str, sorted(info)))} "
-                f"(none at {', '.join(map(str, missing))})"
-            )
+        self._taps = stage_taps(classifier, strides, "FCN")
         self.features = None
         self.fc = None
         self.backbone = classifier_body(classifier, copy_modules=False)
-        self._taps = {s: info[s][0] for s in strides}
-        self._check_alignment(strides)
+        check_stage_sizes(self.backbone, self._taps, self.in_chans, "FCN")
         # Assumed, as for VGG: unit y of the stride-s map centred on pixels s*y ... s*y + s - 1.
         # (Strided 3x3 convs, as in ResNet, centre it on pixel s*y: a shift of less than one
         # cell of the finer map, which the learned upsampling absorbs.)
         grids = {s: Grid(s, (s - 1) / 2) for s in strides}
-        return {s: info[s][1] for s in strides}, grids
-
-    def _check_alignment(self, strides: list[int]) -> None:
-        twin = meta_copy(self.backbone).eval()
-        first = max(COARSEST, -(-self.backbone.min_input_size // COARSEST) * COARSEST)
-        for size in (first, first + COARSEST):
-            with torch.no_grad():
-                maps = twin.forward_features(torch.zeros(1, self.in_chans, size, size, device="meta"))
-            for stride in strides:
-                got = tuple(maps[self._taps[stride]].shape[-2:])
-                if got != (size // stride, size // stride):
-                    raise ValueError(
-                        f"FCN needs a backbone whose stride-{stride} map is exactly {size // stride}x{size // stride} "
-                        f"for a {size}x{size} input (padded convolutions); {type(self.backbone).__name__} gives "
-                        f"{got[0]}x{got[1]} (unpadded convolutions), which FCN's crops cannot align"
-                    )
+        return {s: self.backbone.feature_info[self._taps[s]].channels for s in strides}, grids
 
     def _build_decoder(self, num_classes: int, channels: dict[int, int], grids: dict[int, Grid],
                        strides: list[int], context: bool, context_variant: str) -> None:
@@ -266,12 +225,12 @@ class FCN(Segmenter):
         ups = {16: "upscore2", 8: "upscore_pool4"}
         for stride in strides[1:]:
             setattr(self, f"score_{SKIPS[stride]}", nn.Conv2d(channels[stride], num_classes, kernel_size=1))
-            up = _upsampling(num_classes, 2, padded)
+            up = _upsampling(num_classes, 2, None if padded else grid)
             setattr(self, ups[stride], up)
             grid = grid.transposed(up.kernel_size[0], up.stride[0], up.padding[0])
             self._offsets[stride] = grids[stride].offset_of(grid)
         self.context = ContextModule(num_classes, context_variant) if context else None
-        self.upscore = _upsampling(num_classes, self.output_stride, padded)
+        self.upscore = _upsampling(num_classes, self.output_stride, None if padded else grid)
         grid = grid.transposed(self.upscore.kernel_size[0], self.upscore.stride[0], self.upscore.padding[0])
         self._offsets[1] = grid.offset_of(Grid())
         self._init_scores(context)
@@ -304,7 +263,8 @@ class FCN(Segmenter):
         otherwise), and 16 and 8 where the variant has those skips. With ``align="same"``
         the image is first zero-padded (bottom, right) to a multiple of 32."""
         if self.align == "same":
-            x = self._pad(x)
+            least = self.backbone.min_input_size if self.backbone is not None else 1
+            x = pad_to_multiple(x, COARSEST, least)
         if self.backbone is not None:
             stages = self.backbone.forward_features(x)
             return {stride: stages[index] for stride, index in self._taps.items()}
@@ -328,14 +288,8 @@ class FCN(Segmenter):
             score = score + crop_at(self.score_pool3(maps[8]), self._offsets[8], *score.shape[-2:], "score_pool3")
         if self.context is not None:
             score = self.context(score)
-        return crop_at(self.upscore(score), self._offsets[1], height, width, "upscore")
-
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """Zero-pad the bottom and right to a multiple of 32 (and at least the backbone's minimum)."""
-        height, width = x.shape[-2:]
-        least = self.backbone.min_input_size if self.backbone is not None else 1
-        target_h, target_w = (math.ceil(max(least, n) / COARSEST) * COARSEST for n in (height, width))
-        return F.pad(x, (0, target_w - width, 0, target_h - height))
+        # A copy, not a view: the logits do not keep the larger upsampled map alive.
+        return crop_at(self.upscore(score), self._offsets[1], height, width, "upscore").contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``N x num_classes x H x W`` logits for an ``N x in_chans x H x W`` batch."""
@@ -344,29 +298,61 @@ class FCN(Segmenter):
 
 # ====================================================================== helpers
 
-def _upsampling(channels: int, factor: int, padded: bool) -> nn.ConvTranspose2d:
-    """Transposed conv (kernel 2f, stride f) initialized to bilinear interpolation; padded by
-    f/2 so that it gives exactly ``f`` times its input ("same"), or unpadded as Caffe's."""
-    layer = bilinear_transposed_conv(channels, factor)
-    if not padded:
-        layer.padding = (0, 0)
+def _upsampling(channels: int, factor: int, grid: Grid | None) -> nn.ConvTranspose2d:
+    """Transposed conv (stride f) initialized to bilinear interpolation.
+
+    ``grid=None`` ("same"): kernel 2f padded by f/2, exactly ``f`` times its input. Otherwise
+    unpadded as Caffe's, reading a map whose units sit on ``grid``: kernel 2f where they sit
+    between pixels (VGG's, at half-integers: the reference nets' 64, 32, 16 and 4) and 2f - 1
+    where they sit on pixels (AlexNet's: FCN-AlexNet's 63), so the upsampled units land on
+    pixel centres again and the crop offset is a whole number.
+    """
+    if grid is None:
+        return bilinear_transposed_conv(channels, factor)
+    kernel = 2 * factor if grid.start % 1 else 2 * factor - 1
+    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=factor, bias=False)
+    with torch.no_grad():
+        layer.weight.zero_()
+        bilinear = bilinear_kernel(kernel)
+        for channel in range(channels):
+            layer.weight[channel, channel] = bilinear
     return layer
+
+
+def _resolve_align(align: str, classifier: Classifier) -> str:
+    """``align`` checked against the backbone; "auto" becomes "paper" for AlexNet (unpadded
+    conv1 and pools: only the reference's 100-pixel frame and crops align its maps) and
+    "same" for the others."""
+    check_choice("align", align, ALIGNS)
+    name = type(classifier).__name__
+    if align == "auto":
+        return "paper" if isinstance(classifier, AlexNet) else "same"
+    if align == "paper" and not isinstance(classifier, FC_NETS):
+        raise ValueError(f"align='paper' builds the reference Caffe nets (VGG-16's and AlexNet's); "
+                         f"{name} has none: use align='same'")
+    if align == "same" and isinstance(classifier, AlexNet):
+        raise ValueError("align='same' needs padded convolutions; AlexNet's conv1 and pooling are unpadded, so its "
+                         "maps are not H/s x W/s: use align='paper' (the reference FCN-AlexNet) or 'auto'")
+    return align
 
 
 # ====================================================================== registry
 
-def _info(stride: int) -> dict:
+def _info(stride: int, **published) -> dict:
     return dict(
         family="fcn", paper=PAPER, year=2015, task="segmentation",
         default_input=(3, 500, 500),  # PASCAL VOC images are at most 500x500
         min_input_size=1, dataset="PASCAL VOC 2011 (21 classes)",
         source=f"FCN-{stride}s: Long et al. 2015; FCN-VGG16 has 134M parameters before upsampling (Table 1)",
-    )
+    ) | published
+
+
+ALEXNETS = ("alexnet_original", "alexnet")  # the reference's two-tower CaffeNet layout; torchvision's
 
 
 @register_model("fcn32s", **_info(32))
 def fcn32s(num_classes: int = 21, in_chans: int = 3, backbone: str = "vgg16", context: bool = False,
-           context_variant: str = "basic", align: str = "same", dropout: float = 0.5) -> FCN:
+           context_variant: str = "basic", align: str = "auto", dropout: float = 0.5) -> FCN:
     """FCN-32s: the stride-32 class scores upsampled x32."""
     return FCN(num_classes, in_chans, output_stride=32, backbone=backbone, context=context,
                context_variant=context_variant, align=align, dropout=dropout)
@@ -374,7 +360,7 @@ def fcn32s(num_classes: int = 21, in_chans: int = 3, backbone: str = "vgg16", co
 
 @register_model("fcn16s", **_info(16))
 def fcn16s(num_classes: int = 21, in_chans: int = 3, backbone: str = "vgg16", context: bool = False,
-           context_variant: str = "basic", align: str = "same", dropout: float = 0.5) -> FCN:
+           context_variant: str = "basic", align: str = "auto", dropout: float = 0.5) -> FCN:
     """FCN-16s: FCN-32s's scores x2 plus pool4's, upsampled x16."""
     return FCN(num_classes, in_chans, output_stride=16, backbone=backbone, context=context,
                context_variant=context_variant, align=align, dropout=dropout)
@@ -382,7 +368,29 @@ def fcn16s(num_classes: int = 21, in_chans: int = 3, backbone: str = "vgg16", co
 
 @register_model("fcn8s", **_info(8))
 def fcn8s(num_classes: int = 21, in_chans: int = 3, backbone: str = "vgg16", context: bool = False,
-          context_variant: str = "basic", align: str = "same", dropout: float = 0.5) -> FCN:
+          context_variant: str = "basic", align: str = "auto", dropout: float = 0.5) -> FCN:
     """FCN-8s: FCN-16s's fused scores x2 plus pool3's, upsampled x8."""
     return FCN(num_classes, in_chans, output_stride=8, backbone=backbone, context=context,
                context_variant=context_variant, align=align, dropout=dropout)
+
+
+# Table 1 of Long et al. (CVPR 2015): FCN-AlexNet 39.8 mean IU, 50 ms, 8 conv layers, 57M
+# parameters, rf size 355, max stride 32; FCN-GoogLeNet 42.5, 59 ms, 22 layers, 6M, rf 907, 32.
+@register_model("fcn32s_alexnet", **_info(32, params=57_000_000, source=(
+    "Long et al. 2015, Table 1: FCN-AlexNet, 57M parameters (before the fixed upsampling; "
+    "56,954,261 exactly on alexnet_original), 39.8 mean IU on PASCAL VOC 2011 val")))
+def fcn32s_alexnet(num_classes: int = 21, in_chans: int = 3, backbone: str = "alexnet_original",
+                   align: str = "auto", dropout: float = 0.5) -> FCN:
+    """FCN-AlexNet (FCN-32s on AlexNet); "auto" alignment is the reference net's (conv1 padded
+    by 100, 63x63 upsampling, crop 18). ``backbone="alexnet"`` takes torchvision's weights."""
+    check_choice("backbone", backbone, ALEXNETS)
+    return FCN(num_classes, in_chans, output_stride=32, backbone=backbone, align=align, dropout=dropout)
+
+
+@register_model("fcn32s_googlenet", **_info(32, params=6_000_000, source=(
+    "Long et al. 2015, Table 1: FCN-GoogLeNet, 6M parameters (before the fixed upsampling; "
+    "5,621,429 exactly), 42.5 mean IU on PASCAL VOC 2011 val")))
+def fcn32s_googlenet(num_classes: int = 21, in_chans: int = 3) -> FCN:
+    """FCN-GoogLeNet: inception5b's maps (the average pooling and the auxiliary heads
+    discarded, section 4.1) scored and upsampled x32."""
+    return FCN(num_classes, in_chans, output_stride=32, backbone="googlenet")
