@@ -19,6 +19,7 @@ DOCUMENTS = [
     "docs/experiments.md",
     "docs/models/fcn.md",
     "docs/models/unet_segnet.md",
+    "docs/models/volpi_tuia.md",
 ]
 
 

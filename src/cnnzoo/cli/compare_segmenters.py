@@ -33,7 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         ),
     )
     p.add_argument("--data", required=True, metavar="NAME_OR_PATH",
-                   help="a segmentation data set: shapes, cells, fashion-scenes or a folder")
+                   help="a segmentation data set: shapes, cells, fashion-scenes, aerial or a folder")
     p.add_argument("--run", dest="runs", action="append", default=[], metavar="RUN_DIR",
                    help="a trained segmenter's run directory or checkpoint; repeat for several")
     p.add_argument("--images", type=int, default=50, help="validation images to score (default 50)")

@@ -44,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train a model on a data set (classification or segmentation)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Train a registered model on a built-in data set (fashion-mnist, shapes, cells, fashion-scenes) "
+            "Train a registered model on a built-in data set (fashion-mnist, shapes, cells, fashion-scenes, aerial) "
             "or a folder of images. Options come from the flags and from --config FILE (YAML or JSON, "
             "same names with _ or -); a flag given on the command line wins over the file."
         ),

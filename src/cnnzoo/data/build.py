@@ -9,6 +9,7 @@ fashion-mnist     classification  10           1 x 28 x 28     60,000 / 10,000 (
 shapes            segmentation    5            3 x 64 x 64     2,000 / 400 (drawn)
 cells             segmentation    2            1 x 64 x 64     1,000 / 200 (drawn, with "weight")
 fashion-scenes    segmentation    11           1 x 64 x 64     4,000 / 1,000 (drawn from Fashion-MNIST)
+aerial            segmentation    6            3 x 128 x 128   1,000 / 200 (drawn, ISPRS classes)
 ================  ==============  ===========  ==============  ===================================
 
 Fashion-MNIST's mean and std are the published training-set statistics (0.2860 / 0.3530);
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cnnzoo.data import fashion_mnist, synthetic
+from cnnzoo.data import aerial, fashion_mnist, synthetic
 from cnnzoo.data.folders import load_folder
 from cnnzoo.data.in_memory import InMemoryDataset, channel_mean_std
 from cnnzoo.data.spec import DataSpec
@@ -33,11 +34,12 @@ from cnnzoo.utils.memory import check_fits_in_memory
 
 __all__ = ["DATASETS", "DEFAULT_SIZES", "build_data"]
 
-DATASETS = ("fashion-mnist", "shapes", "cells", "fashion-scenes")
+DATASETS = ("fashion-mnist", "shapes", "cells", "fashion-scenes", "aerial")
 # (train, val) sample counts when not given.
 DEFAULT_SIZES = {"fashion-mnist": (60000, 10000), "shapes": (2000, 400), "cells": (1000, 200),
-                 "fashion-scenes": (4000, 1000)}
+                 "fashion-scenes": (4000, 1000), "aerial": (1000, 200)}
 _SYNTHETIC_SIZE = (64, 64)
+_DRAWN_SIZES = {"aerial": (128, 128)}  # where a drawn set's default size is not _SYNTHETIC_SIZE
 
 
 def build_data(name_or_path: str, *, data_dir: str | os.PathLike | None = None,
@@ -83,12 +85,14 @@ def _fashion_mnist(data_dir, image_size, train_size, val_size, seed) -> DataSpec
 
 def _synthetic(name: str, class_names: tuple[str, ...]):
     def build(data_dir, image_size, train_size, val_size, seed) -> DataSpec:
-        size = image_size or _SYNTHETIC_SIZE
+        size = image_size or _DRAWN_SIZES.get(name, _SYNTHETIC_SIZE)
         counts = {"train": train_size or DEFAULT_SIZES[name][0], "val": val_size or DEFAULT_SIZES[name][1]}
         splits = {}
         for split, count in counts.items():
             if name == "fashion-scenes":
                 drawn = synthetic.make_fashion_scenes(count, size, seed, split, data_dir=data_dir)
+            elif name == "aerial":
+                drawn = aerial.make_aerial(count, size, seed, split)
             else:
                 drawn = getattr(synthetic, f"make_{name}")(count, size, seed, split)
             splits[split] = drawn
@@ -109,6 +113,7 @@ _BUILTIN = {
     "shapes": _synthetic("shapes", synthetic.SHAPE_CLASSES),
     "cells": _synthetic("cells", synthetic.CELL_CLASSES),
     "fashion-scenes": _synthetic("fashion-scenes", synthetic.FASHION_SCENE_CLASSES),
+    "aerial": _synthetic("aerial", aerial.AERIAL_CLASSES),
 }
 
 
