@@ -62,11 +62,13 @@ def test_small_net_rows_by_hand():
     assert [r.output_shape for r in s.rows] == [(2, 8, 16, 16)] * 3 + [(2, 8, 8, 8), (2, 512), (2, 10)]
     assert [r.params for r in s.rows] == [224, 16, 0, 0, 0, 5130]
     assert [r.act_bytes for r in s.rows] == [16384, 16384, 0, 4096, 0, 80]
-    # receptive field: 3, 3, 3, then 2x2 pooling 3 + 1 = 4 (jump 2); the flattened map is
-    # read whole by the dense layer: 4 + (8 - 1) x 2 = 18 = 16 + 2 (padding)
-    assert [r.rf for r in s.rows] == [(3, 3)] * 3 + [(4, 4), (18, 18), (18, 18)]
+    # receptive field: 3, 3, 3, then 2x2 pooling 3 + 1 = 4 (jump 2); flattening merges the
+    # image axes, so from there on no spatial path is left: the rows are global and keep the
+    # path before it (4, jump 2) instead of growing a window over the whole map
+    assert [r.rf for r in s.rows] == [(3, 3)] * 3 + [(4, 4)] * 3
     assert [r.jump for r in s.rows] == [(1, 1)] * 3 + [(2, 2)] * 3
-    assert s.total.rf == (18, 18)
+    assert [r.context for r in s.rows] == ["local"] * 4 + ["global"] * 2
+    assert s.total.rf == (4, 4) and s.total.context == "global" and s.total.context_from == "4"
 
 
 def test_batch_and_dtype_scale_the_costs():
@@ -160,23 +162,6 @@ def test_receptive_field_follows_every_branch():
     s = summarize(Branches(), (1, 40, 40))
     assert {r.name: r.rf for r in s.rows} == {"narrow": (1, 1), "wide.0": (3, 3), "wide.1": (11, 11), "pooled": (3, 3), "": (11, 11)}
     assert s.total.rf == (11, 11)
-
-
-def test_global_pooling_and_squeeze_excitation_see_the_whole_input():
-    class SE(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(2, 2, 3, padding=1)
-            self.fc = nn.Conv2d(2, 2, 1)
-
-        def forward(self, x):
-            x = self.conv(x)
-            return x * self.fc(x.mean((2, 3), keepdim=True)).sigmoid()
-
-    s = summarize(SE(), (2, 10, 12))
-    assert s.total.rf == (3 + 9, 3 + 11)  # every output now depends on the whole map
-    s = summarize(nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(1)), (1, 10, 10))
-    assert s.total.rf == (3 + 7, 3 + 7)
 
 
 def test_transposed_and_upsampling_halve_the_jump():

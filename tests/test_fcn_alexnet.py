@@ -216,3 +216,15 @@ def test_registered_with_table_1s_numbers():
 def test_bad_alignments_and_backbones_are_value_errors(name, options, message):
     with torch.device("meta"), pytest.raises(ValueError, match=message):
         cnnzoo.create_model(name, **options)
+
+
+@pytest.mark.parametrize("name,table_1_rf", [("fcn32s_alexnet", 355), ("fcn32s", 404)])
+def test_receptive_field_is_table_1s_plus_the_final_upsampling(name, table_1_rf):
+    # Long et al. 2015, Table 1: "rf size" 355 (FCN-AlexNet) and 404 (FCN-VGG16), the field
+    # of the score layer. The stride-32 upsampling after it (kernel 63 or 64) adds
+    # (ceil(k/32) - 1) * 32 = 32 pixels, and brings the jump back to 1.
+    from cnnzoo.analysis import summarize
+    from cnnzoo.registry import create_meta_model
+
+    total = summarize(create_meta_model(name), (3, 500, 500)).total
+    assert (total.rf, total.jump) == ((table_1_rf + 32,) * 2, (1, 1))  # (height, width)

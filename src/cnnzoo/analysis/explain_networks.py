@@ -51,8 +51,9 @@ def receptive_field() -> str:
         "distance in input pixels between neighbouring units of the map. Layer by layer:",
         "    conv / pooling (kernel k, stride s, dilation r): RF += ((k - 1) r) x jump;  jump x= s",
         "    transposed conv: RF += (ceil(((k - 1) r + 1) / s) - 1) x jump;  jump /= s",
-        "    global pooling, flatten + dense layer: the whole map (RF += (extent - 1) x jump)",
-        "    branches meeting (addition, concatenation): the largest RF and jump",
+        "    global pooling, flatten + dense layer: global, no spatial path left (RF and jump kept)",
+        "    branches meeting (addition, concatenation): the largest RF and jump of the spatial",
+        "    paths; a global branch joining one (a squeeze-and-excitation gate) marks it gated",
         "",
         "A chain of 3x3 convs and 2x2 poolings (one axis):",
     ]

@@ -10,6 +10,7 @@ of ``norm``, ``activation``, ``pool``, ``elementwise``, ``resample`` and ``other
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 __all__ = ["MAC_KINDS", "OP_KINDS", "ModuleCall", "Row", "Total", "kind_of", "row_of_call"]
 
@@ -24,7 +25,10 @@ class Row:
     ``macs`` and ``ops`` are for the whole batch; ``ops`` maps an operation kind (``norm``,
     ``activation``, ``pool``, ``elementwise``, ``resample``, ``other``) to its count;
     ``act_bytes`` is the memory of the tensors the call creates; ``rf`` and ``jump`` are
-    per spatial axis (``None`` when the output is not traced to the input).
+    the receptive field of the spatial path and its jump per spatial axis (ints, or exact
+    fractions after a resize to a given size; ``None`` when the output is not traced to the
+    input); ``context`` is ``"local"``, ``"gated"`` (global context joined a spatial path) or
+    ``"global"`` (no spatial path left: ``rf`` and ``jump`` are those of the path before it).
     """
 
     name: str
@@ -36,11 +40,12 @@ class Row:
     macs: int
     ops: dict[str, int]
     act_bytes: int
-    rf: tuple[float, ...] | None
-    jump: tuple[float, ...] | None
+    rf: tuple[int | Fraction, ...] | None
+    jump: tuple[int | Fraction, ...] | None
     own: bool = False  # the container's own operations (e.g. the residual addition)
     macs_by_kind: dict[str, int] = field(default_factory=dict)
     path: tuple[int, ...] = field(default=(), repr=False)
+    context: str | None = None  # "local", "gated" or "global"; None without a field
 
     @property
     def other_ops(self) -> int:
@@ -68,8 +73,10 @@ class Total:
     input_size: tuple[int, ...]
     input_bytes: int
     output_shape: tuple[int, ...] | None
-    rf: tuple[float, ...] | None
-    jump: tuple[float, ...] | None
+    rf: tuple[int | Fraction, ...] | None
+    jump: tuple[int | Fraction, ...] | None
+    context: str | None = None  # of the output's field, as in Row
+    context_from: str | None = None  # the layer whose global operation first reached the output
 
     @property
     def flops(self) -> int:
@@ -99,8 +106,9 @@ class ModuleCall:
     ops: dict[str, int] = field(default_factory=dict)
     act_bytes: int = 0
     output_shape: tuple[int, ...] | None = None
-    rf: tuple[float, ...] | None = None
-    jump: tuple[float, ...] | None = None
+    rf: tuple[int | Fraction, ...] | None = None
+    jump: tuple[int | Fraction, ...] | None = None
+    context: str | None = None
 
 
 def kind_of(macs_by_kind: dict[str, int], ops: dict[str, int], fallback: str | None) -> str:
@@ -119,4 +127,4 @@ def row_of_call(call: ModuleCall, own: bool) -> Row:
     fallback = None if call.module_kind == "linear" else call.module_kind
     return Row(call.name, call.type, call.depth, kind_of(call.macs, call.ops, fallback), call.output_shape,
                call.params, sum(call.macs.values()), dict(call.ops), call.act_bytes, call.rf, call.jump, own,
-               dict(call.macs), call.path)
+               dict(call.macs), call.path, call.context)

@@ -2,7 +2,10 @@
 the rows and totals of a trace (what :class:`~cnnzoo.analysis.summary.Summary` renders).
 
 The table and Markdown give human numbers (``1.23 M``, ``4.82 MiB``); CSV and the dict
-give raw ones, one column per MAC and operation kind.
+give raw ones, one column per MAC and operation kind. The receptive field is that of the
+spatial path: the table shows ``N``, ``N+g`` where global context joined it (a
+squeeze-and-excitation gate) and ``global`` past a global operation; CSV and the dict give
+the spatial path's numbers and the ``context`` apart.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import asdict
+from fractions import Fraction
 from typing import Any
 
 from cnnzoo.analysis.records import MAC_KINDS, OP_KINDS, Row, Total
@@ -55,11 +59,11 @@ def csv_text(rows: Sequence[Row]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["name", "type", "depth", "own", "kind", "output_shape", "params", "macs",
                      *(f"macs_{k}" for k in MAC_KINDS), *(f"ops_{k}" for k in OP_KINDS),
-                     "act_bytes", "rf", "jump"])
+                     "act_bytes", "rf", "jump", "context"])
     for r in rows:
         writer.writerow([r.name, r.type, r.depth, int(r.own), r.kind, _shape_text(r.output_shape), r.params, r.macs,
                          *(r.macs_by_kind.get(k, 0) for k in MAC_KINDS), *(r.ops.get(k, 0) for k in OP_KINDS),
-                         r.act_bytes, _rf_text(r.rf), _rf_text(r.jump)])
+                         r.act_bytes, _rf_text(r.rf), _rf_text(r.jump), r.context or ""])
     return buffer.getvalue()
 
 
@@ -79,7 +83,7 @@ def plain_dict(model_name: str, batch_size: int, rows: Sequence[Row], total: Tot
         output_shape=_listed(total.output_shape),
         rf=_numbers(total.rf),
         jump=_numbers(total.jump),
-    )
+    )  # context and context_from come with asdict
     return {"model": model_name, "batch_size": batch_size, "rows": plain_rows, "total": plain_total}
 
 
@@ -88,14 +92,14 @@ def plain_dict(model_name: str, batch_size: int, rows: Sequence[Row], total: Tot
 def _cells(rows: Sequence[Row]) -> list[tuple[str, ...]]:
     return [
         (r.label, r.type, _shape_text(r.output_shape), f"{r.params:,}", format_count(r.macs),
-         format_count(r.other_ops), _bytes(r.act_bytes), _rf_text(r.rf), _rf_text(r.jump))
+         format_count(r.other_ops), _bytes(r.act_bytes), *_field_cells(r.rf, r.jump, r.context))
         for r in rows
     ]
 
 
 def _total_cells(t: Total) -> tuple[str, ...]:
     return ("Total", "", _shape_text(t.output_shape), f"{t.params:,}", format_count(t.macs),
-            format_count(t.other_ops), _bytes(t.activation_bytes), _rf_text(t.rf), _rf_text(t.jump))
+            format_count(t.other_ops), _bytes(t.activation_bytes), *_field_cells(t.rf, t.jump, t.context))
 
 
 def _total_lines(t: Total) -> list[str]:
@@ -107,18 +111,39 @@ def _total_lines(t: Total) -> list[str]:
         f"MACs: {t.macs:,} ({format_count(t.macs)}; {macs}) = {format_count(t.flops)} FLOPs",
         f"Other operations: {format_count(t.other_ops)} ({ops})",
         f"Activation memory: {_bytes(t.activation_bytes)} ({t.activation_bytes:,} bytes)",
-        f"Receptive field: {_rf_text(t.rf)} pixels, jump {_rf_text(t.jump)}",
+        f"Receptive field: {_field_line(t)}",
     ]
 
 
-def _num(value: float | None) -> float | int | None:
-    """A field size or jump as an int when whole (jumps of upsampled maps are fractions)."""
-    if value is None:
-        return None
-    return int(value) if float(value).is_integer() else round(float(value), 4)
+def _field_cells(rf: tuple | None, jump: tuple | None, context: str | None) -> tuple[str, str]:
+    """The RF and Jump cells: ``N``, ``N+g`` (gated) or ``global`` (and no jump: no spatial
+    layout is left)."""
+    if context == "global":
+        return "global", "-"
+    suffix = "+g" if context == "gated" and rf else ""
+    return _rf_text(rf) + suffix, _rf_text(jump)
 
 
-def _numbers(values: tuple[float, ...] | None) -> list[float | int | None] | None:
+def _field_line(t: Total) -> str:
+    if not t.rf:
+        return "- (the output is not traced to the input's image axes)"
+    path = f"{_rf_text(t.rf)} pixels, jump {_rf_text(t.jump)}"
+    origin = {None: "a global operation", "<model>": "the model's own operations"}.get(
+        t.context_from, f"layer {t.context_from}")
+    if t.context == "global":
+        return f"global (each output reads the whole input; spatial path before it: {path}; from {origin})"
+    if t.context == "gated":
+        return f"{path} (spatial path; global context from {origin})"
+    return path
+
+
+def _num(value: int | Fraction) -> int | float:
+    """A field size or jump as a JSON number: an int when whole, else the fraction's float."""
+    value = Fraction(value)
+    return int(value) if value.denominator == 1 else round(float(value), 6)
+
+
+def _numbers(values: tuple[int | Fraction, ...] | None) -> list[int | float] | None:
     return [_num(v) for v in values] if values is not None else None
 
 
@@ -126,13 +151,12 @@ def _listed(shape: tuple[int, ...] | None) -> list[int] | None:
     return list(shape) if shape is not None else None
 
 
-def _rf_text(values: tuple[float, ...] | None) -> str:
+def _rf_text(values: tuple[int | Fraction, ...] | None) -> str:
+    """Per-axis values as ``N`` or ``HxW``, a fraction as ``a/b`` (a resize to a given size)."""
     if not values:
         return "-"
-    values = tuple(_num(v) for v in values)
-    if all(v == values[0] for v in values):
-        return str(values[0])
-    return "x".join(str(v) for v in values)
+    texts = [str(Fraction(v)) for v in values]
+    return texts[0] if len(set(texts)) == 1 else "x".join(texts)
 
 
 def _bytes(n: float) -> str:

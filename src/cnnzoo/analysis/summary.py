@@ -19,8 +19,10 @@ Counting conventions (see ``docs/cost_calculus.md``):
   global pooling / mean), ``resample`` one per interpolation tap;
 * activation memory: the bytes of every tensor the forward pass creates (views and
   in-place results create none);
-* receptive field and jump (distance in input pixels between neighbouring outputs) per
-  spatial axis, combined over branches by taking the maximum.
+* receptive field of the spatial path and jump (distance in input pixels between
+  neighbouring outputs) per spatial axis, exact fractions, combined over branches by taking
+  the maximum; global operations (global pooling, flattening) are marked ``global`` and a
+  spatial path that global context joins (a squeeze-and-excitation gate) ``gated``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 from torch import nn
 
 from cnnzoo.analysis.plot import plot_costs
+from cnnzoo.analysis.receptive_field import exact
 from cnnzoo.analysis.records import MAC_KINDS, OP_KINDS, ModuleCall, Row, Total, kind_of
 from cnnzoo.analysis.render import csv_text, markdown_text, plain_dict, table_text
 from cnnzoo.analysis.tracer import Trace, trace
@@ -95,7 +98,7 @@ class Summary:
         call = self._calls[key[-1]]
         return Row(call.name, call.type, call.depth, "", call.output_shape, first.params, first.macs,
                    dict(first.ops), first.act_bytes, call.rf, call.jump, own=own,
-                   macs_by_kind=dict(first.macs_by_kind), path=key)
+                   macs_by_kind=dict(first.macs_by_kind), path=key, context=call.context)
 
     # -- renderings ------------------------------------------------------------------------
     def to_table(self, depth: int | None = _DEFAULT) -> str:
@@ -198,8 +201,10 @@ def _total(model: nn.Module, x: torch.Tensor, seen: Trace) -> Total:
         input_size=tuple(x.shape),
         input_bytes=x.numel() * x.element_size(),
         output_shape=tuple(seen.output.shape) if seen.output is not None else None,
-        rf=field.size if field is not None else None,
-        jump=field.jump if field is not None else None,
+        rf=exact(field.size) if field is not None else None,
+        jump=exact(field.jump) if field is not None else None,
+        context=field.context if field is not None else None,
+        context_from=field.context_from if field is not None else None,
     )
 
 

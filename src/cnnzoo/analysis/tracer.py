@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -24,7 +24,7 @@ from torch.utils._pytree import tree_leaves
 
 from cnnzoo.analysis.costs import FREE_OPERATIONS, MAC_OPERATIONS, mac_count, mac_kind, op_kind, other_op_count
 from cnnzoo.analysis.ops import Operation, classify, module_kind, tensors_in
-from cnnzoo.analysis.receptive_field import ReceptiveField, output_field
+from cnnzoo.analysis.receptive_field import LOCAL, ReceptiveField, exact, output_field, start_field
 from cnnzoo.analysis.records import ModuleCall, Row, row_of_call
 from cnnzoo.utils.text import first_line
 
@@ -102,6 +102,8 @@ class Tracer(TorchDispatchMode):
         self._charge_cost(call, op)
         field = output_field(op, self.field_of)
         if field is not None:
+            if field.context != LOCAL and field.context_from is None:  # global context joins here
+                field = replace(field, context_from=call.name or "<model>")
             for t in outs:
                 self.set_field(t, field)
         return out
@@ -151,7 +153,7 @@ def trace(model: nn.Module, x: torch.Tensor) -> Trace:
     rows: list[Row] = []
     calls = _hook_calls(model, tracer, rows)
     spatial = x.dim() - 2
-    tracer.set_field(x, ReceptiveField((1.0,) * spatial, (1.0,) * spatial))
+    tracer.set_field(x, start_field(spatial))
     tracer.mark_seen([x, *model.parameters(), *model.buffers()])
     try:
         with torch.no_grad(), tracer:
@@ -185,7 +187,7 @@ def _hook_calls(model: nn.Module, tracer: Tracer, rows: list[Row]) -> dict[int, 
             call.output_shape = tuple(out.shape)
             field = tracer.field_of(out)
             if field is not None and field.size:
-                call.rf, call.jump = field.size, field.jump
+                call.rf, call.jump, call.context = exact(field.size), exact(field.jump), field.context
         if call.leaf:
             rows.append(row_of_call(call, own=False))
         elif call.macs or call.ops or call.act_bytes or call.params:

@@ -193,7 +193,8 @@ def theoretical_receptive_field(model: nn.Module, x: torch.Tensor, stage: int = 
     total = summarize(staged, tuple(x.shape[1:])).total
     if total.rf is None or len(total.rf) != 2 or not all(math.isfinite(v) for v in total.rf):
         return staged.name, None, None
-    return staged.name, tuple(total.rf), tuple(total.jump) if total.jump is not None else None  # type: ignore[return-value]
+    jump = tuple(float(v) for v in total.jump) if total.jump is not None else None  # exact fractions as floats
+    return staged.name, tuple(float(v) for v in total.rf), jump  # type: ignore[return-value]
 
 
 def receptive_fields(model: nn.Module, x: torch.Tensor, stage: int = -1) -> ReceptiveFields:
