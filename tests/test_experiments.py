@@ -80,7 +80,7 @@ def test_multipliers_from_the_command_line(tmp_path, capsys, classes):
     for name in ("multipliers.png", "multipliers.csv", "multipliers.md"):
         assert (tmp_path / "mult" / name).is_file()
     rows = list(csv.DictReader((tmp_path / "mult" / "multipliers.csv").open()))
-    assert [r["options"] for r in rows] == [f"width_mult={w}" for w in (1.0, 0.75, 0.5, 0.25)]
+    assert [r["options"] for r in rows] == [f"width_mult={w} stem_stride=1" for w in (1.0, 0.75, 0.5, 0.25)]
     macs = [int(r["macs"]) for r in rows]
     params = [int(r["params"]) for r in rows]
     assert macs == sorted(macs, reverse=True) and len(set(macs)) == 4
@@ -117,3 +117,34 @@ def test_help_names_both_experiments_and_has_examples(capsys):
         main(["experiment", "--help"])
     out = capsys.readouterr().out
     assert "degradation" in out and "multipliers" in out and "examples:" in out
+
+
+def test_each_experiment_runs_its_own_recipe_unless_told_otherwise(monkeypatch, capsys):
+    import cnnzoo.cli.experiment as command
+    from cnnzoo.engine.experiments import DEFAULT_RECIPES
+
+    seen = {}
+
+    def capture(name, recipe, out):
+        seen[name] = recipe
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(command, "run_experiment", capture)
+    assert main(["experiment", "multipliers"]) == 2
+    assert main(["experiment", "degradation", "--augment", "default", "--train-size", "all"]) == 2
+    assert seen["multipliers"] == DEFAULT_RECIPES["multipliers"]
+    # The recipes the docs measured: the degradation nets train without augmentation (the
+    # paper's claim is about training error), the width multipliers with crop + flip and
+    # label smoothing 0.1 (they compare test accuracy).
+    assert (DEFAULT_RECIPES["degradation"].augment, DEFAULT_RECIPES["multipliers"].augment) == ("none", "default")
+    assert DEFAULT_RECIPES["multipliers"].label_smoothing == 0.1
+    degradation = seen["degradation"]
+    assert degradation.augment == "default" and degradation.train_size is None
+    assert degradation.epochs == DEFAULT_RECIPES["degradation"].epochs == 10
+
+
+def test_the_multiplier_nets_keep_a_stride_1_stem():
+    from cnnzoo.engine.experiments import EXPERIMENTS
+
+    members = EXPERIMENTS["multipliers"][0]
+    assert [m.model_kwargs for m in members] == [{"width_mult": w, "stem_stride": 1} for w in (1.0, 0.75, 0.5, 0.25)]

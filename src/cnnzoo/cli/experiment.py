@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
+from pathlib import Path
 
-from cnnzoo.engine.experiments import EXPERIMENTS, Recipe, run_experiment
+from cnnzoo.engine.checkerboard import run_checkerboard
+from cnnzoo.engine.experiments import EXPERIMENTS, Recipe, default_recipe, run_experiment
 from cnnzoo.utils.sizes import parse_input_size
 
-_DEFAULTS = Recipe()
+_DEGRADATION, _MULTIPLIERS = default_recipe("degradation"), default_recipe("multipliers")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,9 +26,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "                (He et al. 2016, Fig. 1 and 6: the deeper plain net trains worse,\n"
             "                the deeper residual net better)\n"
             "  multipliers   MobileNet v1 at widths 1.0, 0.75, 0.5, 0.25: accuracy against\n"
-            "                multiply-adds (Howard et al. 2017, Table 6)\n\n"
-            "The defaults are a short budget for a CPU (a subset of Fashion-MNIST, a few epochs);\n"
-            "raise --train-size and --epochs for curves closer to the papers'."
+            "                multiply-adds (Howard et al. 2017, Table 6)\n"
+            "  checkerboard  stride-2 transposed convolutions (kernel 3, 4) against resize-then-\n"
+            "                convolve: kernel taps per output pixel, counted exactly, and three\n"
+            "                trained decoders' outputs (seed 002; takes --out, --seed, --steps)\n\n"
+            "The defaults are a budget for a 2-core CPU (10,000 Fashion-MNIST images, 10 epochs,\n"
+            "about 30 minutes per experiment) at which both show the papers' results\n"
+            "(docs/experiments.md); raise --train-size and --epochs for curves closer to the papers'."
         ),
         epilog=(
             "examples:\n"
@@ -34,40 +41,51 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "  cnnzoo experiment multipliers --image-size 32 --epochs 5"
         ),
     )
-    p.add_argument("name", choices=tuple(EXPERIMENTS), metavar="EXPERIMENT", help=", ".join(EXPERIMENTS))
-    p.add_argument("--data", default=_DEFAULTS.data, metavar="NAME_OR_PATH",
-                   help=f"a classification data set: built-in name or folder (default {_DEFAULTS.data})")
-    p.add_argument("--data-dir", metavar="DIR", help="where Fashion-MNIST's files are looked for first")
-    p.add_argument("--epochs", type=int, metavar="N", default=_DEFAULTS.epochs, help=f"default {_DEFAULTS.epochs}")
-    p.add_argument("--train-size", type=_size_or_all, default=_DEFAULTS.train_size, metavar="N|all",
-                   help=f"training images (a seeded subset; default {_DEFAULTS.train_size})")
-    p.add_argument("--val-size", type=_size_or_all, default=_DEFAULTS.val_size, metavar="N|all",
-                   help=f"test images (default {_DEFAULTS.val_size})")
-    p.add_argument("--batch-size", type=int, metavar="B", default=_DEFAULTS.batch_size,
-                   help=f"default {_DEFAULTS.batch_size}")
-    p.add_argument("--lr", type=float, default=_DEFAULTS.lr, help=f"peak SGD learning rate (default {_DEFAULTS.lr})")
-    p.add_argument("--weight-decay", type=float, metavar="WD", default=_DEFAULTS.weight_decay,
-                   help=f"default {_DEFAULTS.weight_decay}")
-    p.add_argument("--warmup-epochs", type=float, metavar="E", default=_DEFAULTS.warmup_epochs,
-                   help=f"linear warm-up (default {_DEFAULTS.warmup_epochs:g})")
+    p.add_argument("name", choices=(*EXPERIMENTS, "checkerboard"), metavar="EXPERIMENT",
+                   help=", ".join((*EXPERIMENTS, "checkerboard")))
+    p.add_argument("--steps", type=int, metavar="N", default=None,
+                   help="checkerboard only: training steps of each decoder (default 300)")
+    # Options left out take the experiment's own default recipe (DEFAULT_RECIPES): SUPPRESS
+    # keeps them off the namespace, so "not given" differs from "all" (None).
+    option = dict(default=argparse.SUPPRESS)
+    p.add_argument("--data", metavar="NAME_OR_PATH", **option,
+                   help=f"a classification data set: built-in name or folder (default {_DEGRADATION.data})")
+    p.add_argument("--data-dir", metavar="DIR", **option, help="where Fashion-MNIST's files are looked for first")
+    p.add_argument("--epochs", type=int, metavar="N", **option, help=f"default {_DEGRADATION.epochs}")
+    p.add_argument("--train-size", type=_size_or_all, metavar="N|all", **option,
+                   help=f"training images (a seeded subset; default {_DEGRADATION.train_size})")
+    p.add_argument("--val-size", type=_size_or_all, metavar="N|all", **option,
+                   help=f"test images (default {_DEGRADATION.val_size})")
+    p.add_argument("--batch-size", type=int, metavar="B", **option, help=f"default {_DEGRADATION.batch_size}")
+    p.add_argument("--lr", type=float, **option, help=f"peak SGD learning rate (default {_DEGRADATION.lr})")
+    p.add_argument("--weight-decay", type=float, metavar="WD", **option,
+                   help=f"default {_DEGRADATION.weight_decay:g}")
+    p.add_argument("--warmup-epochs", type=float, metavar="E", **option,
+                   help=f"linear warm-up (default {_DEGRADATION.warmup_epochs:g})")
+    p.add_argument("--label-smoothing", type=float, metavar="EPS", **option,
+                   help=f"default {_DEGRADATION.label_smoothing:g} (multipliers: {_MULTIPLIERS.label_smoothing:g})")
     p.add_argument("--image-size", metavar="HxW", help="resize the images (default: the data's own size)")
-    p.add_argument("--augment", choices=("default", "none"), default=_DEFAULTS.augment, help="default: default")
-    p.add_argument("--seed", type=int, metavar="N", default=_DEFAULTS.seed, help="default 0")
-    p.add_argument("--device", default=_DEFAULTS.device, help="auto, cpu, cuda or cuda:N (default auto)")
-    p.add_argument("--workers", type=int, metavar="N", default=_DEFAULTS.workers,
-                   help="data loader processes (default 0)")
+    p.add_argument("--augment", choices=("default", "none"), **option,
+                   help=f"default {_DEGRADATION.augment} (multipliers: {_MULTIPLIERS.augment}: crop + flip)")
+    p.add_argument("--seed", type=int, metavar="N", **option, help="default 0")
+    p.add_argument("--device", **option, help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--workers", type=int, metavar="N", **option, help="data loader processes (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder, new or empty (default runs/experiments/NAME-TIME)")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.name == "checkerboard":
+        return _run_checkerboard(args)
+    if args.steps is not None:
+        raise ValueError("--steps is an option of the checkerboard experiment only")
     image_size = None
     if args.image_size:
         _, height, width = parse_input_size(args.image_size)
         image_size = (height, width)
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe) if hasattr(args, f.name)}
-    recipe = Recipe(**{**values, "image_size": image_size})
+    recipe = dataclasses.replace(default_recipe(args.name), **{**values, "image_size": image_size})
     result = run_experiment(args.name, recipe, args.out)
     print()
     print(result.table)
@@ -85,3 +103,15 @@ def _size_or_all(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1 image, got {value}")
     return value
+
+
+def _run_checkerboard(args: argparse.Namespace) -> int:
+    recipe_options = sorted(f.name for f in dataclasses.fields(Recipe) if hasattr(args, f.name) and f.name not in ("seed", "image_size"))
+    if recipe_options or args.image_size:
+        given = ", ".join("--" + name.replace("_", "-") for name in recipe_options or ["image_size"])
+        raise ValueError(f"the checkerboard experiment takes only --out, --seed and --steps, not {given}")
+    out = args.out or f"runs/experiments/checkerboard-{time.strftime('%Y%m%d-%H%M%S')}"
+    result = run_checkerboard(out, steps=300 if args.steps is None else args.steps, seed=getattr(args, "seed", 0))
+    print(result.table)
+    print(f"\nwrote {result.figure}, {result.numbers} and {Path(result.figure).with_suffix('.md')}")
+    return 0
