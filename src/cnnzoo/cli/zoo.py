@@ -158,8 +158,9 @@ def run_summary(args: argparse.Namespace) -> int:
 
 
 def compare_rows(names: list[str], input_text: str | None) -> list[dict]:
-    """One row per model: its costs at ``input_text`` (its own input when ``None``) and its
-    published top-1 with the input (``top1_input``, HxW) that accuracy was measured at."""
+    """One row per model: its costs at ``input_text`` (its own input when ``None``), its
+    published top-1 with the input (``top1_input``, HxW) that accuracy was measured at, and
+    the paper's own figures (``paper_*``) where the published ones are torchvision's."""
     rows = []
     for name in names:
         info = cnnzoo.model_info(name)
@@ -175,6 +176,11 @@ def compare_rows(names: list[str], input_text: str | None) -> list[dict]:
             "top1_input": "x".join(map(str, info.default_input[1:])) if info.top1 is not None else None,
             "dataset": info.dataset if info.top1 is not None else None,
             "source": info.source or None,
+            # the authors' own figures, where the ones above are torchvision's
+            "paper_params": info.paper_params,
+            "paper_macs": info.paper_macs,
+            "paper_top1": info.paper_top1,
+            "paper_source": info.paper_source or None,
         })
     return rows
 
@@ -192,23 +198,51 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.format == "csv":
         import csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns + ["source"], lineterminator="\n")
+        paper_columns = ["paper_params", "paper_macs", "paper_top1", "paper_source"]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns + ["source"] + paper_columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         return 0
-    header = ["model", "input", "params", "MACs", "activations", "top-1 %", "on"]
+    header = ["model", "input", "params", "MACs", "activations", "top-1 %", "paper top-1 %", "on"]
     body = [[
         r["model"], r["input"], format_count(r["params"]), format_count(r["macs"]),
         format_count(r["activation_bytes"], unit="B"),
-        "-" if r["top1"] is None else f"{r['top1']:.2f}", r["dataset"] or "-",
+        _percent(r["top1"]), _percent(r["paper_top1"]), r["dataset"] or "-",
     ] for r in rows]
-    print(format_table(header, body, align_right={2, 3, 4, 5}, markdown=args.format == "markdown"))
+    print(format_table(header, body, align_right={2, 3, 4, 5, 6}, markdown=args.format == "markdown"))
     if args.format == "table":
         print("\nMACs = multiply-adds for one image (FLOPs = 2 x MACs); activations = bytes of every layer output (float32).")
-    note = top1_note(rows)
-    if note:
-        print(("" if args.format == "table" else "\n") + note)
+    for note in (top1_note(rows), paper_note(rows)):
+        if note:
+            print(("" if args.format == "table" else "\n") + note)
     return 0
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def paper_note(rows: list[dict]) -> str | None:
+    """The paper's own figures of each row that has them, with their source: ``top-1 %`` is
+    torchvision's where ``paper top-1 %`` is given. The paper's MACs are set against the
+    computed ones when the row is at the model's own input. ``None`` when no row has any."""
+    lines = []
+    for r in rows:
+        if r["paper_source"] is None:
+            continue
+        figures = []
+        if r["paper_params"] is not None:
+            figures.append(f"{format_count(r['paper_params'])} params")
+        if r["paper_macs"] is not None:
+            at_own_input = r["top1_input"] == r["input"].split("x", 1)[1]
+            difference = f" (computed here: {100 * (r['macs'] / r['paper_macs'] - 1):+.1f}%)" if at_own_input else ""
+            figures.append(f"{format_count(r['paper_macs'])} MACs{difference}")
+        if r["paper_top1"] is not None:
+            figures.append(f"top-1 {r['paper_top1']:.2f} %")
+        lines.append(f"  {r['model']}: {', '.join(figures)}; {r['paper_source']}")
+    if not lines:
+        return None
+    return "\n".join(["the papers' own figures, where top-1 % is torchvision's:", *lines])
 
 
 def top1_note(rows: list[dict]) -> str | None:

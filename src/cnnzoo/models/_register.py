@@ -30,6 +30,9 @@ class ModelInfo:
     ``params`` and ``macs`` are the *published* counts (MACs = multiply-adds at
     ``default_input``; FLOPs = 2 x MACs), ``top1`` the published ImageNet (or CIFAR) top-1
     accuracy in percent, all with their ``source``; ``None`` where nothing is published.
+    Where those counts are torchvision's, ``paper_params``, ``paper_macs`` and ``paper_top1``
+    are the authors' own figures (as rounded in their paper or README), with their
+    ``paper_source``; ``None`` where the authors give none.
     ``defaults`` are the builder's options and their default values (read from its
     signature, so they are always the ones ``create_model`` uses).
     """
@@ -46,6 +49,10 @@ class ModelInfo:
     top1: float | None = None
     dataset: str = "ImageNet-1k"
     source: str = ""
+    paper_params: int | None = None
+    paper_macs: int | None = None
+    paper_top1: float | None = None
+    paper_source: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
@@ -90,7 +97,8 @@ def register_model(
     """Decorator: register ``builder(**kwargs) -> nn.Module`` under ``name``.
 
     The remaining keyword arguments fill :class:`ModelInfo` (``default_input``,
-    ``min_input_size``, ``params``, ``macs``, ``top1``, ``dataset``, ``source``, ``task``).
+    ``min_input_size``, ``params``, ``macs``, ``top1``, ``dataset``, ``source``, ``task`` and the
+    authors' own ``paper_params``, ``paper_macs``, ``paper_top1``, ``paper_source``).
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:

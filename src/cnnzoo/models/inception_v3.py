@@ -161,6 +161,9 @@ class InceptionV3(InceptionNet):
     dataset="ImageNet-1k",
     source="torchvision 0.28 Inception_V3_Weights.IMAGENET1K_V1 (num_params with the aux head, "
     "_ops 5.713 G multiply-adds, acc@1; weights ported from the paper's TensorFlow model)",
+    paper_top1=round(100 - 21.2, 1),
+    paper_source="Szegedy et al. 2016, Table 3: Inception-v3 (BN-auxiliary), single crop, single model, "
+    "21.2% top-1 error (also the abstract)",
 )
 def inception_v3(
     num_classes: int = 1000,
