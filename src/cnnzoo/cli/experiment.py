@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
-from cnnzoo.engine.checkerboard import run_checkerboard
+from cnnzoo.engine.checkerboard import UPSAMPLE_MODES, run_checkerboard
 from cnnzoo.engine.experiments import EXPERIMENTS, Recipe, default_recipe, run_experiment
 from cnnzoo.utils.sizes import parse_input_size
 
 _DEGRADATION, _MULTIPLIERS = default_recipe("degradation"), default_recipe("multipliers")
+_CHECKERBOARD_ONLY = ("steps", "kernel", "stride", "upsample")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,7 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "                multiply-adds (Howard et al. 2017, Table 6)\n"
             "  checkerboard  stride-2 transposed convolutions (kernel 3, 4) against resize-then-\n"
             "                convolve: kernel taps per output pixel, counted exactly, and three\n"
-            "                trained decoders' outputs (seed 002; takes --out, --seed, --steps)\n\n"
+            "                trained decoders' outputs (seed 002; takes --out, --seed, --steps,\n"
+            "                --kernel, --stride, --upsample; about 20 s)\n\n"
             "The defaults are a budget for a 2-core CPU (10,000 Fashion-MNIST images, 10 epochs,\n"
             "about 30 minutes per experiment) at which both show the papers' results\n"
             "(docs/experiments.md); raise --train-size and --epochs for curves closer to the papers'."
@@ -45,6 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=", ".join((*EXPERIMENTS, "checkerboard")))
     p.add_argument("--steps", type=int, metavar="N", default=None,
                    help="checkerboard only: training steps of each decoder (default 300)")
+    p.add_argument("--kernel", type=int, nargs="+", metavar="K", default=None,
+                   help="checkerboard only: transposed-convolution kernel sizes (default 3 4)")
+    p.add_argument("--stride", type=int, metavar="S", default=None,
+                   help="checkerboard only: the upsampling stride, 2 to 4 (default 2)")
+    p.add_argument("--upsample", choices=UPSAMPLE_MODES, default=None,
+                   help="checkerboard only: the resize before the 3x3 convolution (default nearest)")
     # Options left out take the experiment's own default recipe (DEFAULT_RECIPES): SUPPRESS
     # keeps them off the namespace, so "not given" differs from "all" (None).
     option = dict(default=argparse.SUPPRESS)
@@ -78,8 +85,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     if args.name == "checkerboard":
         return _run_checkerboard(args)
-    if args.steps is not None:
-        raise ValueError("--steps is an option of the checkerboard experiment only")
+    given = [f"--{name}" for name in _CHECKERBOARD_ONLY if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)}: options of the checkerboard experiment only")
     image_size = None
     if args.image_size:
         _, height, width = parse_input_size(args.image_size)
@@ -109,9 +117,13 @@ def _run_checkerboard(args: argparse.Namespace) -> int:
     recipe_options = sorted(f.name for f in dataclasses.fields(Recipe) if hasattr(args, f.name) and f.name not in ("seed", "image_size"))
     if recipe_options or args.image_size:
         given = ", ".join("--" + name.replace("_", "-") for name in recipe_options or ["image_size"])
-        raise ValueError(f"the checkerboard experiment takes only --out, --seed and --steps, not {given}")
+        raise ValueError(f"the checkerboard experiment takes only --out, --seed, "
+                         f"{', '.join('--' + name for name in _CHECKERBOARD_ONLY)}, not {given}")
     out = args.out or f"runs/experiments/checkerboard-{time.strftime('%Y%m%d-%H%M%S')}"
-    result = run_checkerboard(out, steps=300 if args.steps is None else args.steps, seed=getattr(args, "seed", 0))
+    options = {name: getattr(args, name) for name in _CHECKERBOARD_ONLY if getattr(args, name) is not None}
+    if "kernel" in options:
+        options["kernels"] = tuple(options.pop("kernel"))
+    result = run_checkerboard(out, seed=getattr(args, "seed", 0), **options)
     print(result.table)
-    print(f"\nwrote {result.figure}, {result.numbers} and {Path(result.figure).with_suffix('.md')}")
+    print(f"\nwrote {result.figure}, {result.markdown}, {result.csv} and {result.numbers}")
     return 0
