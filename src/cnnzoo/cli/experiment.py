@@ -32,7 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "                trained decoders' outputs (seed 002; takes --out, --seed, --steps,\n"
             "                --kernel, --stride, --upsample; about 20 s)\n\n"
             "The defaults are a budget for a 2-core CPU (10,000 Fashion-MNIST images, 10 epochs,\n"
-            "about 30 minutes per experiment) at which both show the papers' results\n"
+            "about 25 minutes per experiment on an idle machine): the widths fall in Table 6's order\n"
+            "and plain-56 trains worse than plain-20, but ResNet-56 does not yet beat ResNet-20\n"
             "(docs/experiments.md); raise --train-size and --epochs for curves closer to the papers'."
         ),
         epilog=(
