@@ -25,7 +25,7 @@ from cnnzoo.deploy.compile import candidate_runtimes
 from cnnzoo.deploy.runners import RUNTIMES, build_runner, check_supported
 from cnnzoo.deploy.timing import time_alternating
 from cnnzoo.engine.compile import CALIBRATION_IMAGES, runner_input_size, run_inputs, spread
-from cnnzoo.engine.plots import new_figure, save_figure
+from cnnzoo.utils.figures import new_figure, save_figure
 from cnnzoo.engine.sources import data_of_run, load_model_source
 from cnnzoo.utils.memory import peak_rss_bytes, reset_peak_rss, rss_bytes
 

@@ -44,9 +44,9 @@ from cnnzoo.analysis.checkerboard import (
     upsampling_padding,
 )
 from cnnzoo.engine.experiments import new_output_folder
-from cnnzoo.engine.plots import new_figure, save_figure
 from cnnzoo.engine.speed import use_threads
 from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.figures import new_figure, save_figure
 from cnnzoo.utils.text import format_table
 
 __all__ = ["CheckerboardResult", "DecoderRow", "build_decoders", "phase_contrast", "run_checkerboard",

@@ -31,9 +31,9 @@ from typing import Any
 from cnnzoo.analysis import summarize
 from cnnzoo.data import build_data
 from cnnzoo.engine.config import resolve_config
-from cnnzoo.engine.plots import new_figure, save_figure
 from cnnzoo.registry import create_model
 from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.figures import new_figure, save_figure
 from cnnzoo.utils.text import format_count, format_table
 
 __all__ = [

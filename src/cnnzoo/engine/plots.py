@@ -13,30 +13,15 @@ import numpy as np
 import torch
 
 from cnnzoo.images.write import class_palette
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.figures import new_figure, save_figure
 
-__all__ = ["colorize_mask", "new_figure", "plot_confusion", "plot_curves", "plot_overlays", "save_figure"]
+__all__ = ["colorize_mask", "plot_confusion", "plot_curves", "plot_overlays"]
 
 # Metrics drawn against the epochs, per task (those the history holds).
 CURVE_METRICS = {
     "classification": ("acc1", "train_acc1", "acc5"),
     "segmentation": ("miou", "pixel_acc", "dice"),
 }
-
-
-def new_figure(width: float, height: float):
-    """A matplotlib Figure of ``width x height`` inches on its own Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure, path: str | Path) -> Path:
-    """The figure as a PNG at ``path``, written atomically (its folder created)."""
-    return write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=100), create_folder=True)
 
 
 def plot_curves(history: Sequence[dict[str, Any]], task: str, path: str | Path, title: str = "") -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from cnnzoo.images.write import display_rgb
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.figures import new_figure, save_figure
 from cnnzoo.visualize.attribution import Attribution, ReceptiveFields
 from cnnzoo.visualize.stages import StageMap
 
@@ -28,20 +28,6 @@ __all__ = [
 ]
 
 MAX_FILTERS = 64  # an 8 x 8 grid; a wider first layer shows its first 64 filters
-
-
-def _figure(width: float, height: float):
-    # Imported here: matplotlib takes longer to import than the rest of cnnzoo.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure, path: str | os.PathLike) -> Path:
-    return write_atomically(path, lambda stream: figure.savefig(stream, format="png", dpi=100), create_folder=True)
 
 
 def normalized(values: np.ndarray) -> np.ndarray:
@@ -92,7 +78,7 @@ def draw_attributions(path: str | os.PathLike, image: torch.Tensor, maps: Sequen
     """The image, then each map (one per class) over it in a heat colour map (``overlay``)
     or on its own; each map normalized to its own maximum."""
     rows, columns = _grid(len(maps) + 1, 4)
-    figure = _figure(3 * columns, 3 * rows + 0.4)
+    figure = new_figure(3 * columns, 3 * rows + 0.4)
     axes = _axes(figure, rows, columns)
     shown = _shown(image)
     axes[0].imshow(shown)
@@ -107,28 +93,28 @@ def draw_attributions(path: str | os.PathLike, image: torch.Tensor, maps: Sequen
         name = class_names[attribution.target] if attribution.target < len(class_names) else str(attribution.target)
         ax.set_title(f"class {attribution.target}: {name}", fontsize=9)
     figure.suptitle(title, fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def draw_filters(path: str | os.PathLike, layer: str, weight: torch.Tensor) -> Path:
     """The first layer's filters in a grid, each normalized on its own (:func:`filter_tiles`)."""
     tiles = filter_tiles(weight)
     rows, columns = _grid(len(tiles), 8)
-    figure = _figure(1.2 * columns, 1.2 * rows + 0.5)
+    figure = new_figure(1.2 * columns, 1.2 * rows + 0.5)
     for ax, tile in zip(_axes(figure, rows, columns), tiles):
         ax.imshow(tile, interpolation="nearest")
     out_channels, in_channels, kh, kw = weight.shape
     shown = f", first {len(tiles)}" if len(tiles) < out_channels else ""
     colour = "RGB" if in_channels == 3 else "gray" if in_channels == 1 else f"mean of {in_channels} channels"
     figure.suptitle(f"{layer}: {out_channels} filters {kh}x{kw} ({colour}{shown}), each normalized", fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def draw_features(path: str | os.PathLike, stages: Sequence[StageMap], channels: int) -> Path:
     """One row per stage: the channel mean, then the first ``channels`` channels."""
     rows = [channel_tiles(stage, channels) for stage in stages]
     columns = max(len(row) for row in rows)
-    figure = _figure(1.4 * columns + 1, 1.4 * len(rows) + 0.5)
+    figure = new_figure(1.4 * columns + 1, 1.4 * len(rows) + 0.5)
     axes = np.asarray(_axes(figure, len(rows), columns)).reshape(len(rows), columns)
     for stage, row, line in zip(stages, rows, axes):
         for ax, (label, tile) in zip(line, row):
@@ -138,7 +124,7 @@ def draw_features(path: str | os.PathLike, stages: Sequence[StageMap], channels:
         line[0].text(-0.1, 0.5, f"{stage.name}\n{c}x{h}x{w}", transform=line[0].transAxes, ha="right",
                      va="center", fontsize=8)
     figure.suptitle("feature maps per stage (each normalized on its own)", fontsize=10)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def draw_receptive_fields(path: str | os.PathLike, fields: ReceptiveFields) -> Path:
@@ -150,7 +136,7 @@ def draw_receptive_fields(path: str | os.PathLike, fields: ReceptiveFields) -> P
     from matplotlib.colors import PowerNorm
     from matplotlib.patches import Rectangle
 
-    figure = _figure(6, 5.6)
+    figure = new_figure(6, 5.6)
     ax = figure.subplots()
     erf = fields.erf.detach().cpu().numpy()
     ax.imshow(normalized(erf), cmap="magma", norm=PowerNorm(0.5, vmin=0, vmax=1), interpolation="nearest")
@@ -174,4 +160,4 @@ def draw_receptive_fields(path: str | os.PathLike, fields: ReceptiveFields) -> P
     ax.set_ylim(box[1] + margin, box[0] - margin)
     ax.set_title(f"receptive field of the centre unit of {fields.stage} (|gradient|, square-root scale)\n{text}",
                  fontsize=9)
-    return _save(figure, path)
+    return save_figure(figure, path)
