@@ -176,4 +176,4 @@ def test_the_command_takes_its_options_and_refuses_others(tmp_path, capsys):
     assert [row["name"] for row in numbers["decoders"]] == ["transposed k5", "resize-conv (bilinear)"]
     capsys.readouterr()
     assert main(["experiment", "checkerboard", "--steps", "2", "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "is not empty; choose another --out" in capsys.readouterr().err

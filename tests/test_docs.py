@@ -20,6 +20,7 @@ DOCUMENTS = [
     "docs/models/fcn.md",
     "docs/models/unet_segnet.md",
     "docs/models/volpi_tuia.md",
+    "docs/models/autoencoder.md",
 ]
 
 

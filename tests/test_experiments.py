@@ -106,7 +106,7 @@ def test_bad_requests_are_refused(tmp_path):
         run_experiment("depth", Recipe(**TINY), tmp_path / "a")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x").write_text("")
-    with pytest.raises(ValueError, match="not empty"):
+    with pytest.raises(FileExistsError, match="not empty; choose another --out"):
         run_experiment("degradation", Recipe(**TINY), tmp_path / "used")
     with pytest.raises(ValueError, match="unknown data set .no-such-set."):
         run_experiment("multipliers", Recipe(**TINY, data="no-such-set"), tmp_path / "b")

@@ -13,7 +13,14 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from cnnzoo.classical.metrics import score_segmentation
-from cnnzoo.engine.metrics import MAIN_METRIC, ClassificationMetrics, SegmentationMetrics, build_metrics, dice_per_class
+from cnnzoo.engine.metrics import (
+    MAIN_METRIC,
+    ClassificationMetrics,
+    SegmentationMetrics,
+    build_metrics,
+    dice_per_class,
+    is_improvement,
+)
 
 
 def as_logits(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -139,11 +146,12 @@ def test_no_top5_with_five_classes_or_fewer():
 
 
 def test_main_metric_names_exist():
-    assert MAIN_METRIC == {"classification": "acc1", "segmentation": "miou"}
+    assert MAIN_METRIC == {"classification": "acc1", "segmentation": "miou", "reconstruction": "psnr"}
     for task, name in MAIN_METRIC.items():
         metrics = build_metrics(task, 6)
         shape = (2, 6) if task == "classification" else (2, 6, 3, 3)
-        metrics.update(torch.randn(shape), torch.zeros(shape[:1] + shape[2:], dtype=torch.long))
+        target = torch.rand(shape) if task == "reconstruction" else torch.zeros(shape[:1] + shape[2:], dtype=torch.long)
+        metrics.update(torch.randn(shape), target)
         assert name in metrics.compute()
 
 
@@ -215,3 +223,11 @@ def test_distributed_results_equal_single_process(tmp_path):
     # The shards alone score differently, so agreement above is the reduction's doing.
     alone = _scores(*_shards()[0])
     assert not torch.equal(alone["segmentation"]["confusion"], expected["segmentation"]["confusion"])
+
+
+@pytest.mark.parametrize("value, best, expected", [
+    (0.5, None, True), (0.5, 0.4, True), (0.4, 0.5, False), (0.5, 0.5, False),
+    (0.1, float("nan"), True), (float("nan"), None, True), (float("nan"), 0.2, False), (None, 0.2, False),
+])
+def test_an_improvement_beats_the_best_so_far(value, best, expected):
+    assert is_improvement(value, best) is expected

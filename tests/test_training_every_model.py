@@ -16,11 +16,11 @@ import torch.nn.functional as F
 
 from cnnzoo.engine.batches import ModelFeed
 from cnnzoo.engine.config import resolve_config
-from cnnzoo.engine.losses import build_loss
+from cnnzoo.engine.losses import build_loss, choose_loss
 from cnnzoo.engine.objective import EpochLosses, StepLoss, auxiliary_weight, split_outputs, step_loss
 from cnnzoo.engine.speed import training_step
 from cnnzoo.engine.trainer import train
-from cnnzoo.registry import create_model, list_models, model_info
+from cnnzoo.registry import create_model, data_options, list_models, model_info
 from tests.test_engine_train import make_class_folder
 
 AUXILIARY = {  # model, options that turn its auxiliary heads on, input side, weight, head names
@@ -62,7 +62,9 @@ def test_epoch_losses_are_sample_weighted_means():
     losses = EpochLosses()
     for value, aux, count in ((1.0, 4.0, 3), (2.0, 0.0, 1)):
         terms = {"loss": torch.tensor(value), "aux1_loss": torch.tensor(aux)}
-        losses.add(StepLoss(terms["loss"], torch.zeros(1, 2), torch.zeros(1), terms), count)
+        total = terms["loss"] + 0.3 * terms["aux1_loss"]
+        assert losses.add(StepLoss(total, torch.zeros(1, 2), torch.zeros(1), terms), count) == pytest.approx(
+            value + 0.3 * aux)
     assert losses.mean() == pytest.approx((1.0 * 3 + 2.0) / 4)
     assert losses.mean("aux1_loss") == pytest.approx(12.0 / 4)
     assert losses.names() == ["loss", "aux1_loss"]
@@ -92,14 +94,16 @@ def test_every_model_takes_one_training_step(name):
     its parameters that took part moves."""
     info = model_info(name)
     torch.manual_seed(0)
-    model = create_model(name, num_classes=3, in_chans=3).train()
+    model = create_model(name, **data_options(name, num_classes=3, in_chans=3)).train()
     side = input_side(name)
+    image = torch.rand(2, 3, side, side)
     target_shape = (2,) if info.task == "classification" else (2, side, side)
-    batch = {"image": torch.rand(2, 3, side, side), "target": torch.randint(0, 3, target_shape)}
+    target = image if info.task == "reconstruction" else torch.randint(0, 3, target_shape)
+    batch = {"image": image, "target": target}
     before = {key: value.detach().clone() for key, value in model.named_parameters()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     feed = ModelFeed.create([0.5] * 3, [0.25] * 3, torch.device("cpu"), model)
-    loss_fn = build_loss("ce", task=info.task, num_classes=3)
+    loss_fn = build_loss(choose_loss(None, info.task, False), task=info.task, num_classes=3)
     with torch.no_grad():
         outputs = feed.logits(model, batch["image"])
         loss = step_loss(loss_fn, outputs, batch["target"], None, auxiliary_weight(model)).total

@@ -18,7 +18,10 @@ from cnnzoo.pretrained import load_pretrained, weights_build_options
 from cnnzoo.utils.meta import building_on_meta
 from cnnzoo.utils.text import first_line
 
-__all__ = ["UnknownModelError", "create_meta_model", "create_model", "from_pretrained", "list_models", "model_info"]
+__all__ = [
+    "UnknownModelError", "create_meta_model", "create_model", "data_options", "from_pretrained", "list_models",
+    "model_info",
+]
 
 
 def create_model(
@@ -97,6 +100,15 @@ def list_models(pattern: str = "*", task: str | None = None) -> list[str]:
         name for name, entry in MODELS.items()
         if fnmatch.fnmatchcase(name, pattern) and (task is None or entry.info.task == task)
     )
+
+
+def data_options(name: str, num_classes: int, in_chans: int) -> dict[str, int]:
+    """The options that fit model ``name`` to a data set: ``num_classes`` and ``in_chans``,
+    or ``in_chans`` alone for a reconstruction model (an auto-encoder gives back as many
+    channels as it is fed, and has no classes)."""
+    if find_model(name).info.task == "reconstruction":
+        return {"in_chans": in_chans}
+    return {"num_classes": num_classes, "in_chans": in_chans}
 
 
 def model_info(name: str) -> ModelInfo:

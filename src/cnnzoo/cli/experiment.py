@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 from cnnzoo.engine.checkerboard import UPSAMPLE_MODES, run_checkerboard
 from cnnzoo.engine.experiments import EXPERIMENTS, Recipe, default_recipe, run_experiment
@@ -120,11 +119,10 @@ def _run_checkerboard(args: argparse.Namespace) -> int:
         given = ", ".join("--" + name.replace("_", "-") for name in recipe_options or ["image_size"])
         raise ValueError(f"the checkerboard experiment takes only --out, --seed, "
                          f"{', '.join('--' + name for name in _CHECKERBOARD_ONLY)}, not {given}")
-    out = args.out or f"runs/experiments/checkerboard-{time.strftime('%Y%m%d-%H%M%S')}"
     options = {name: getattr(args, name) for name in _CHECKERBOARD_ONLY if getattr(args, name) is not None}
     if "kernel" in options:
         options["kernels"] = tuple(options.pop("kernel"))
-    result = run_checkerboard(out, seed=getattr(args, "seed", 0), **options)
+    result = run_checkerboard(args.out, seed=getattr(args, "seed", 0), **options)
     print(result.table)
     print(f"\nwrote {result.figure}, {result.markdown}, {result.csv} and {result.numbers}")
     return 0

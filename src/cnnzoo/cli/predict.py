@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     print(result_table(result))
     for path in result.files if result.task == "classification" else []:
         print(f"wrote {path}")
-    if result.task == "segmentation":
+    if result.task in ("segmentation", "reconstruction"):
         print(f"wrote {len(result.files)} files under {args.out or 'predictions'}")
     return 0
 
@@ -101,6 +101,9 @@ def result_table(result: PredictResult) -> str:
         k = max(len(p.classes) for p in shown)
         header = ["image", *[f"top-{rank}" for rank in range(1, k + 1)]]
         rows = [[str(p.image), *[f"{c} {q:.3f}" for c, q in zip(p.classes, p.probabilities)]] for p in shown]
+    elif result.task == "reconstruction":
+        header = ["image", "size", "PSNR (dB)", "reconstruction"]
+        rows = [[str(p.image), f"{p.size[0]}x{p.size[1]}", f"{p.psnr:.2f}", str(p.reconstruction)] for p in shown]
     else:
         header = ["image", "size", "how", "classes (share of pixels)", "mask"]
         rows = [

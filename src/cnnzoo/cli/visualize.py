@@ -23,7 +23,7 @@ from cnnzoo.engine.predict import prepare_image
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.sources import ModelSource, load_model_source, meta_of_weights
 from cnnzoo.images.read import read_image
-from cnnzoo.utils.atomic import StagedFolder
+from cnnzoo.utils.atomic import StagedFolder, check_new_folder
 from cnnzoo.visualize import PICTURES, write_pictures
 from cnnzoo.visualize.write import check_pictures
 
@@ -106,24 +106,19 @@ def prepared_input(model: nn.Module, meta: RunMeta, path: str) -> tuple[torch.Te
     return prepare_image(image, meta, resize=False), image, None
 
 
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """The output folder must be new or empty, unless ``overwrite``."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty; give --overwrite to write into it, or choose another folder")
-
-
 def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     what = check_pictures([name.strip() for name in args.what.split(",") if name.strip()])
     if args.channels < 1:
         raise ValueError(f"--channels must be a positive integer, got {args.channels}")
     out = Path(args.out)
-    check_out_dir(out, args.overwrite)
+    check_new_folder(out, args.overwrite)
     model, source = load_model_source(args.model, parse_model_kwargs(args.model_kwargs), which=args.which,
                                       weights=args.weights)
     meta = preprocessing(model, source)
+    if meta.task not in ("classification", "segmentation"):
+        raise ValueError(f"visualize draws the pictures of classifiers and segmenters; {source.name} is a "
+                         f"{meta.task} model (its reconstructions are in its run's plots/reconstructions.png)")
     x, image, note = prepared_input(model, meta, args.image)
     if note:
         print(note)

@@ -35,7 +35,7 @@ from torch import nn
 __all__ = ["LEVELS", "BatchAugment", "build_augment"]
 
 LEVELS = ("none", "light", "default", "strong")
-_TASKS = ("classification", "segmentation")
+_TASKS = ("classification", "segmentation", "reconstruction")
 
 
 class BatchAugment(nn.Module):
@@ -68,6 +68,8 @@ class BatchAugment(nn.Module):
         outputs = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
         result = dict(batch)
         result["image"] = outputs[0]
+        if self.task == "reconstruction":  # the target is the image the model is fed, augmented
+            result["target"] = outputs[0]
         for (key, dtype), values in zip(extras, outputs[1:]):
             values = values[:, 0]
             # Nearest-neighbour resampling leaves whole numbers (labels >= 0): + 0.5 and
@@ -84,7 +86,8 @@ class BatchAugment(nn.Module):
 
 
 def build_augment(task: str, image_size: tuple[int, int], level: str = "default") -> Callable[[dict], dict]:
-    """The training augmentation of ``task`` ("classification" or "segmentation") at ``level``
+    """The training augmentation of ``task`` ("classification", "segmentation" or
+    "reconstruction", which augments as classification and sets the target to the result) at ``level``
     (:data:`LEVELS`) for batches of ``image_size`` (height, width) images; see the module docstring."""
     if task not in _TASKS:
         raise ValueError(f"unknown task {task!r}: use one of {', '.join(_TASKS)}")
@@ -93,7 +96,7 @@ def build_augment(task: str, image_size: tuple[int, int], level: str = "default"
     height, width = _check_size(image_size)
     if level == "none":
         return _identity
-    if task == "classification":
+    if task in ("classification", "reconstruction"):  # an auto-encoder's images are augmented as a classifier's
         transforms = _classification(level, height, width)
     else:
         transforms = _segmentation(level, height, width)

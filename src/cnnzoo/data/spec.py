@@ -6,7 +6,8 @@ Every data set, built-in or read from disk, is described by one :class:`DataSpec
 - ``"image"``: float32 tensor ``C x H x W`` with values in [0, 1] (not yet normalized:
   the engine normalizes with ``mean`` / ``std`` on the training device);
 - ``"target"``: int64 class index (scalar tensor) for classification, int64 ``H x W``
-  class map for segmentation (``ignore_index`` marks unlabelled pixels);
+  class map for segmentation (``ignore_index`` marks unlabelled pixels), the image itself
+  (float32 ``C x H x W``) for reconstruction (:mod:`cnnzoo.data.reconstruction`);
 - ``"weight"`` (segmentation sets that have instance maps, e.g. ``cells``): float32
   ``H x W`` per-pixel loss weights (the U-Net weight map).
 
@@ -22,7 +23,7 @@ from torch.utils.data import Dataset
 
 __all__ = ["SPLITS", "DataSpec", "Task"]
 
-Task = Literal["classification", "segmentation"]
+Task = Literal["classification", "segmentation", "reconstruction"]
 SPLITS = ("val", "train")  # the two splits of every data set, validation first (what is scored by default)
 
 

@@ -43,9 +43,9 @@ from cnnzoo.analysis.checkerboard import (
     transposed_interior,
     upsampling_padding,
 )
-from cnnzoo.engine.experiments import new_output_folder
+from cnnzoo.engine.experiments import default_output_folder
 from cnnzoo.engine.speed import use_threads
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.atomic import check_new_folder, write_atomically
 from cnnzoo.utils.figures import new_figure, save_figure
 from cnnzoo.utils.text import format_table
 
@@ -164,13 +164,14 @@ def _flat_output(model: nn.Module, margin: int) -> torch.Tensor:
     return flat[..., margin:-margin, margin:-margin]
 
 
-def run_checkerboard(out: str | os.PathLike, steps: int = 300, seed: int = 0, kernels: tuple[int, ...] = (3, 4),
+def run_checkerboard(out: str | os.PathLike | None = None, steps: int = 300, seed: int = 0, kernels: tuple[int, ...] = (3, 4),
                      stride: int = 2, upsample: str = "nearest") -> CheckerboardResult:
     """Count the taps, train the decoders for ``steps`` steps each, write
-    ``checkerboard.png``, ``.md``, ``.csv`` and ``.json`` into ``out`` (new or empty)."""
+    ``checkerboard.png``, ``.md``, ``.csv`` and ``.json`` into ``out`` (new or empty;
+    default ``runs/experiments/checkerboard-TIMESTAMP``)."""
     kernels = tuple(kernels)
     _check_options(kernels, stride, upsample, steps)
-    out_dir = new_output_folder(Path(out))
+    out_dir = check_new_folder(Path(out) if out is not None else default_output_folder("checkerboard"))
     maps = tap_maps(kernels, stride, upsample)
     side = INPUT_SIDE * stride
     margin = _flat_margin(kernels, stride)

@@ -38,7 +38,7 @@ from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from cnnzoo.engine.runmeta import RunMeta
-from cnnzoo.registry import create_model
+from cnnzoo.registry import create_model, data_options
 from cnnzoo.utils.atomic import finish_interrupted_commits, write_files_atomically
 from cnnzoo.utils.text import first_line
 
@@ -234,7 +234,7 @@ def load_trained(path: str | Path, which: str = "best", map_location: str | torc
     or a ``.safetensors`` file with its ``.json`` sidecar beside it."""
     _, meta = read_checkpoint(path, which)
     model = create_model(
-        meta.model, num_classes=meta.num_classes, in_chans=meta.in_chans,
+        meta.model, **data_options(meta.model, meta.num_classes, meta.in_chans),
         **{k: v for k, v in meta.model_kwargs.items() if k not in ("num_classes", "in_chans")},
     )
     load_weights(model, meta.model, path, which)

@@ -7,16 +7,21 @@ task of the model (read from the registry) or on the optimizer; they are filled 
 :func:`resolve_config`, so the resolved config written to a run's ``config.json`` holds
 every value the run used:
 
-=================  ====================  ====================
-option             classification        segmentation
-=================  ====================  ====================
-``optimizer``      ``sgd``               ``adamw``
-``batch_size``     128                   8    (at most; a small data set gets less, below)
+=================  ====================  ===================================  ================
+option             classification        segmentation                         reconstruction
+=================  ====================  ===================================  ================
+``optimizer``      ``sgd``               ``adamw``                            ``adamw``
+``batch_size``     128                   8    (at most; a small data set       64 (at most)
+                                         gets less, below)
 ``lr``             0.1 (sgd), 1e-3 (adamw)
 ``weight_decay``   5e-4 (sgd), 0.01 (adamw)
-``loss``           ``ce``                ``weighted-ce`` when the data set has per-pixel
-                                         weights (``cells``), else ``ce``
-=================  ====================  ====================
+``loss``           ``ce``                ``weighted-ce`` when the data set    ``mse``
+                                         has per-pixel weights (``cells``),
+                                         else ``ce``
+=================  ====================  ===================================  ================
+
+A reconstruction model (an auto-encoder, ``conv_autoencoder``) trains on the images of any
+data set, each image its own target (:mod:`cnnzoo.data.reconstruction`).
 
 (``loss`` for segmentation is settled by :func:`cnnzoo.engine.losses.choose_loss` once the
 trainer has seen the data, and ``batch_size`` by :func:`fit_batch_size`: the task's default,
@@ -68,6 +73,7 @@ PROGRESS_MODES = ("auto", "bar", "log")
 TASK_DEFAULTS = {
     "classification": {"optimizer": "sgd", "batch_size": 128, "loss": "ce"},
     "segmentation": {"optimizer": "adamw", "batch_size": 8, "loss": None},
+    "reconstruction": {"optimizer": "adamw", "batch_size": 64, "loss": "mse"},
 }
 OPTIMIZER_DEFAULTS = {
     "sgd": {"lr": 0.1, "weight_decay": 5e-4},
@@ -324,7 +330,7 @@ def _as_image_size(value: Any) -> tuple[int, int]:
 def _fill_defaults(config: TrainConfig) -> None:
     task = model_info(config.model).task  # an unknown model raises here, naming the closest
     if task not in TASK_DEFAULTS:
-        raise ValueError(f"model {config.model!r} is a {task} model; cnnzoo trains classification and segmentation")
+        raise ValueError(f"model {config.model!r} is a {task} model; cnnzoo trains {', '.join(TASK_DEFAULTS)} models")
     for key, value in TASK_DEFAULTS[task].items():
         if getattr(config, key) is None and key != "batch_size":  # batch_size: fit_batch_size, on the data
             setattr(config, key, value)

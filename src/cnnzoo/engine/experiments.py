@@ -32,13 +32,13 @@ from cnnzoo.analysis import summarize
 from cnnzoo.data import build_data
 from cnnzoo.engine.config import resolve_config
 from cnnzoo.registry import create_model
-from cnnzoo.utils.atomic import write_atomically
+from cnnzoo.utils.atomic import check_new_folder, write_atomically
 from cnnzoo.utils.figures import new_figure, save_figure
 from cnnzoo.utils.text import format_count, format_table
 
 __all__ = [
     "DEFAULT_RECIPES", "DEGRADATION_MODELS", "EXPERIMENTS", "MOBILENET_TABLE6", "WIDTH_MULTIPLIERS", "ExperimentResult",
-    "ExperimentRow", "Recipe", "default_recipe", "new_output_folder", "run_experiment",
+    "ExperimentRow", "Recipe", "default_output_folder", "default_recipe", "run_experiment",
 ]
 
 DEGRADATION_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
@@ -88,6 +88,11 @@ DEFAULT_RECIPES: dict[str, Recipe] = {
     "degradation": Recipe(),
     "multipliers": Recipe(augment="default", label_smoothing=0.1),
 }
+
+
+def default_output_folder(name: str) -> Path:
+    """Where experiment ``name`` writes when no folder is given: ``runs/experiments/NAME-TIMESTAMP``."""
+    return Path("runs/experiments") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def default_recipe(name: str) -> Recipe:
@@ -145,8 +150,7 @@ def run_experiment(name: str, recipe: Recipe | None = None, out: str | os.PathLi
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
     recipe = recipe or default_recipe(name)
     members, plot, describe = EXPERIMENTS[name]
-    default = Path("runs/experiments") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    out_dir = new_output_folder(Path(out) if out is not None else default)
+    out_dir = check_new_folder(Path(out) if out is not None else default_output_folder(name))
     spec = _classification_data(recipe, name)
     input_size = (spec.in_chans, *spec.image_size)
     created = not out_dir.exists()
@@ -309,14 +313,6 @@ def _classification_data(recipe: Recipe, experiment: str) -> Any:
         raise ValueError(f"experiment {experiment} compares classifiers, but {recipe.data!r} is a {spec.task} "
                          "data set; give a classification set (fashion-mnist or a folder of class sub-folders)")
     return spec
-
-
-def new_output_folder(path: Path) -> Path:
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"output folder {path} is a file")
-    if path.is_dir() and any(path.iterdir()):
-        raise ValueError(f"output folder {path} already exists and is not empty; choose another --out")
-    return path
 
 
 def _title(name: str, recipe: Recipe, input_size: tuple[int, int, int]) -> str:

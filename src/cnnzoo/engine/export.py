@@ -35,11 +35,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.deploy.onnx import DEFAULT_EXPORTER, EXPORTERS, check_opset, onnx_opset, quiet_exporters, to_onnx, with_metadata
+from cnnzoo.deploy.onnx import (
+    DEFAULT_EXPORTER,
+    EXPORTERS,
+    check_opset,
+    onnx_opset,
+    quiet_exporters,
+    to_onnx,
+    with_metadata,
+)
 from cnnzoo.deploy.openvino_files import openvino_files
 from cnnzoo.deploy.preprocess import Uint8Input
 from cnnzoo.deploy.runners import OnnxRuntimeRunner, OpenVinoRunner
-from cnnzoo.engine.export_meta import check_free_size, export_metadata, metadata_strings, sidecar_path, size_rule
+from cnnzoo.engine.export_meta import (
+    DENSE_TASKS,
+    check_free_size,
+    export_metadata,
+    metadata_strings,
+    sidecar_path,
+    size_rule,
+)
 from cnnzoo.engine.sources import ModelSource, load_model_source, resolve_input_size
 from cnnzoo.utils.atomic import check_output_path, refuse_to_replace, write_files_atomically
 from cnnzoo.utils.text import first_line
@@ -192,7 +207,7 @@ def export_model(
     if dynamic_size:
         check_free_size(model, origin.name or type(model).__name__)
     job = _job(model, origin, format, size, opset, dynamic_batch, preprocess_in_graph, tolerance, seed)
-    free = dynamic_size if dynamic_size is not None else origin.task(model) == "segmentation"
+    free = dynamic_size if dynamic_size is not None else origin.task(model) in DENSE_TASKS
     if free:
         exported = _export_free(job, exporter, required=bool(dynamic_size))
     else:

@@ -71,11 +71,16 @@ def _pool_size(pool: nn.Module) -> tuple[Any, Any]:
     return pair(size) if isinstance(size, int) else tuple(size)
 
 
+# The tasks whose output is a map at the input's size, from a network that takes any size
+# (from its minimum): segmenters and auto-encoders.
+DENSE_TASKS = ("segmentation", "reconstruction")
+
+
 def resize_method(task: str, source: ModelSource) -> str:
-    """How an image becomes the model's input: ``"none"`` (a segmenter takes it at its own
-    size), ``"shorter_side_then_center_crop"`` (shorter side to ``resize_size``, then the
+    """How an image becomes the model's input: ``"none"`` (a segmenter or an auto-encoder
+    takes it at its own size), ``"shorter_side_then_center_crop"`` (shorter side to ``resize_size``, then the
     central input size) or ``"resize_to_input"`` (resized to the input size)."""
-    if task == "segmentation":
+    if task in DENSE_TASKS:
         return "none"
     if source.meta is not None and source.meta.resize_size is not None:
         return "shorter_side_then_center_crop"
@@ -102,7 +107,7 @@ def export_metadata(
         "num_classes": run.num_classes if run is not None else getattr(model, "num_classes", None),
         "class_names": list(run.class_names) if run is not None else None,
         "input_size": [channels, height, width],
-        "output_size": list(output_size(model, height, width)) if task == "segmentation" else None,
+        "output_size": list(output_size(model, height, width)) if task in DENSE_TASKS else None,
         "dynamic_batch": dynamic_batch, "dynamic_size": dynamic_size,
         "min_size": rule.min_size, "size_multiple": rule.multiple,
         "channel_order": {1: "gray", 3: "RGB"}.get(channels),

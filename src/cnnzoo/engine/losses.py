@@ -1,4 +1,4 @@
-"""Training losses for classification and semantic segmentation.
+"""Training losses for classification, semantic segmentation and reconstruction.
 
 Every loss has the same call: ``loss(logits, target, weight=None) -> scalar``, with
 
@@ -6,7 +6,9 @@ Every loss has the same call: ``loss(logits, target, weight=None) -> scalar``, w
 - segmentation: ``logits`` ``N x K x H x W``, ``target`` int ``N x H x W`` (already cropped
   to the logits' size for a valid-convolution U-Net: the engine calls
   :func:`cnnzoo.layers.spatial.center_crop`; a loss never crops), ``weight`` float
-  ``N x H x W`` per-pixel weights (the U-Net weight map), used by ``"weighted-ce"`` only.
+  ``N x H x W`` per-pixel weights (the U-Net weight map), used by ``"weighted-ce"`` only;
+- reconstruction: ``logits`` the generated image ``N x C x H x W``, ``target`` the image it
+  should equal (float, the same shape).
 
 The losses (:data:`LOSSES`, built by :func:`build_loss`):
 
@@ -19,7 +21,9 @@ The losses (:data:`LOSSES`, built by :func:`build_loss`):
 - ``"dice"``: ``1 - mean_c dice_c`` with the soft Dice of each class computed from softmax
   probabilities over the whole batch (Milletari et al. 2016, "V-Net", eq. 1, with the
   squares left out; see :class:`SoftDiceLoss`);
-- ``"ce+dice"``: the sum of the two.
+- ``"ce+dice"``: the sum of the two;
+- ``"mse"`` (reconstruction, its only loss): the mean squared error over every pixel and
+  channel (:class:`ReconstructionMSE`).
 
 Pixels (or samples) whose target is ``ignore_index`` contribute nothing. A target label
 outside ``0..K-1`` (other than ``ignore_index``) or a shape mismatch raises ``ValueError``.
@@ -38,6 +42,7 @@ from cnnzoo.data.weight_map import unet_weight_map
 __all__ = [
     "LOSSES",
     "CrossEntropy",
+    "ReconstructionMSE",
     "DiceCE",
     "SoftDiceLoss",
     "WeightedCrossEntropy",
@@ -48,8 +53,8 @@ __all__ = [
     "unet_weight_map",
 ]
 
-LOSSES: tuple[str, ...] = ("ce", "dice", "ce+dice", "weighted-ce")
-TASKS: tuple[str, ...] = ("classification", "segmentation")
+LOSSES: tuple[str, ...] = ("ce", "dice", "ce+dice", "weighted-ce", "mse")
+TASKS: tuple[str, ...] = ("classification", "segmentation", "reconstruction")
 
 
 def choose_loss(requested: str | None, task: str, has_weight_maps: bool, *, for_evaluation: bool = False) -> str:
@@ -62,6 +67,8 @@ def choose_loss(requested: str | None, task: str, has_weight_maps: bool, *, for_
     cross-entropy instead, which is the weighted loss with every weight 1.
     """
     if requested is None:
+        if task == "reconstruction":
+            return "mse"
         return "weighted-ce" if task == "segmentation" and has_weight_maps else "ce"
     if requested == "weighted-ce" and not has_weight_maps:
         if for_evaluation:
@@ -79,7 +86,8 @@ def build_loss(
     ignore_index: int | None = None,
     label_smoothing: float = 0.0,
 ) -> nn.Module:
-    """The loss ``name`` (one of :data:`LOSSES`) for ``task``; classification takes only "ce".
+    """The loss ``name`` (one of :data:`LOSSES`) for ``task``; classification takes only "ce",
+    reconstruction only "mse" (and no ``num_classes``: pass 0).
 
     ``label_smoothing`` applies to the cross-entropy part ("ce", "weighted-ce", "ce+dice").
     """
@@ -87,8 +95,13 @@ def build_loss(
         raise ValueError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
+    if (task == "reconstruction") != (name == "mse"):
+        raise ValueError(f"loss {name!r} does not fit {task}: reconstruction takes only 'mse', "
+                         "and 'mse' is for reconstruction only")
     if task == "classification" and name != "ce":
         raise ValueError(f"loss {name!r} is for segmentation; classification takes only 'ce'")
+    if name == "mse":
+        return ReconstructionMSE()
     _check_num_classes(num_classes)
     if not (isinstance(label_smoothing, (int, float)) and 0.0 <= label_smoothing < 1.0):
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
@@ -99,6 +112,17 @@ def build_loss(
     if name == "dice":
         return SoftDiceLoss(num_classes, ignore_index)
     return DiceCE(num_classes, ignore_index, label_smoothing)
+
+
+class ReconstructionMSE(nn.Module):
+    """Mean squared error between a generated image and its target over every pixel and
+    channel, in float32 (``weight`` is ignored: every pixel counts alike)."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        if logits.shape != target.shape:
+            raise ValueError(f"a reconstruction of shape {tuple(logits.shape)} cannot be scored against "
+                             f"images of shape {tuple(target.shape)}")
+        return F.mse_loss(_at_least_float32(logits), target.to(torch.float32))
 
 
 class CrossEntropy(nn.Module):

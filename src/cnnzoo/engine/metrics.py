@@ -1,4 +1,4 @@
-"""Evaluation metrics for classification and segmentation, correct under ``torchrun``.
+"""Evaluation metrics for classification, segmentation and reconstruction, correct under ``torchrun``.
 
 Everything is derived from counts that add up across batches and processes: a ``K x K``
 confusion matrix (torchmetrics' ``MulticlassConfusionMatrix``; ``confusion[t, p]`` counts
@@ -20,10 +20,19 @@ Classification: "acc1" = trace / scored samples (top-1 accuracy), "acc5" = fract
 true class is among the 5 highest logits (only when there are more than 5 classes).
 
 Targets equal to ``ignore_index`` are not scored.
+
+Reconstruction (an auto-encoder's images against the images it was given, pixel values in
+[0, 1]; the output is clamped to that range first, as it would be saved): "mse", the mean
+squared error over every pixel and channel, "psnr" = 10 log10(1 / mse) in dB (the peak
+signal is 1), both from the summed squared error (torchmetrics' ``PeakSignalNoiseRatio``),
+and "ssim", the mean structural similarity of the images (Wang et al. 2004, torchmetrics'
+``StructuralSimilarityIndexMeasure``: 11 x 11 Gaussian window, sigma 1.5) where an image
+is at least 11 pixels a side.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Literal
 
@@ -40,17 +49,30 @@ __all__ = [
     "MAIN_METRIC",
     "ClassificationMetrics",
     "Metrics",
+    "ReconstructionMetrics",
     "SegmentationMetrics",
     "build_metrics",
     "dice_per_class",
+    "is_improvement",
 ]
 
-# The score that picks the best checkpoint (higher is better for both).
-MAIN_METRIC: dict[str, str] = {"classification": "acc1", "segmentation": "miou"}
+# The score that picks the best checkpoint (higher is better for each).
+MAIN_METRIC: dict[str, str] = {"classification": "acc1", "segmentation": "miou", "reconstruction": "psnr"}
 
 
-def build_metrics(task: str, num_classes: int, ignore_index: int | None = None) -> Metrics:
-    """Fresh metrics for ``task`` ("classification" or "segmentation")."""
+def is_improvement(value: float | None, best: float | None) -> bool:
+    """Whether a main-metric ``value`` beats the ``best`` so far (higher is better): any value
+    beats none or NaN, and a missing or NaN value counts only when there is no best yet."""
+    if value is None or math.isnan(value):
+        return best is None
+    return best is None or math.isnan(best) or value > best
+
+
+def build_metrics(task: str, num_classes: int, ignore_index: int | None = None) -> Metrics | ReconstructionMetrics:
+    """Fresh metrics for ``task`` ("classification", "segmentation" or "reconstruction",
+    which has no classes: ``num_classes`` and ``ignore_index`` are not used)."""
+    if task == "reconstruction":
+        return ReconstructionMetrics()
     if task == "classification":
         return ClassificationMetrics(num_classes, ignore_index)
     if task == "segmentation":
@@ -173,6 +195,55 @@ class ClassificationMetrics(Metrics):
 
     def _metrics(self) -> list[Metric]:
         return [self.confusion] + ([self.top5] if self.top5 is not None else [])
+
+
+class ReconstructionMetrics:
+    """MSE, PSNR and SSIM of generated images against their targets (module docstring).
+
+    ``update(images, target)`` with both ``N x C x H x W``; ``compute()`` returns
+    ``{"mse", "psnr"}`` and, for images at least 11 pixels a side, ``"ssim"`` (floats).
+    """
+
+    task = "reconstruction"
+    SSIM_WINDOW = 11
+
+    def __init__(self) -> None:
+        from torchmetrics.image import (
+            PeakSignalNoiseRatio,
+            StructuralSimilarityIndexMeasure,
+        )
+
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=self.SSIM_WINDOW)
+        self.with_ssim = True
+
+    @torch.no_grad()
+    def update(self, images: Tensor, target: Tensor) -> None:
+        if images.shape != target.shape or images.dim() != 4:
+            raise ValueError(f"reconstructions {tuple(images.shape)} and images {tuple(target.shape)} must be "
+                             "batches of the same shape N x C x H x W")
+        images, target = images.float().clamp(0, 1), target.float()
+        self.psnr.update(images, target)
+        self.with_ssim = self.with_ssim and min(images.shape[-2:]) >= self.SSIM_WINDOW
+        if self.with_ssim:
+            self.ssim.update(images, target)
+
+    def compute(self) -> dict:
+        psnr = float(_quiet_compute(self.psnr))
+        scores = {"mse": 10 ** (-psnr / 10), "psnr": psnr}  # psnr = 10 log10(1 / mse)
+        if self.with_ssim:
+            scores["ssim"] = float(_quiet_compute(self.ssim))
+        return scores
+
+    def reset(self) -> None:
+        self.psnr.reset()
+        self.ssim.reset()
+        self.with_ssim = True
+
+    def to(self, device: torch.device | str) -> ReconstructionMetrics:
+        self.psnr.to(device)
+        self.ssim.to(device)
+        return self
 
 
 class _TopKHits(Metric):

@@ -84,10 +84,14 @@ class EpochLosses:
     sums: dict[str, float] = field(default_factory=dict)
     seen: int = 0
 
-    def add(self, step: StepLoss, count: int) -> None:
-        for name, term in step.terms.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float(term.detach()) * count
+    def add(self, step: StepLoss, count: int) -> float:
+        """Count a batch of ``count`` samples; returns its objective ``step.total`` as a float
+        (every term leaves the device in one transfer, not one each)."""
+        values = torch.stack([step.total.detach(), *(term.detach() for term in step.terms.values())]).tolist()
+        for name, value in zip(step.terms, values[1:]):
+            self.sums[name] = self.sums.get(name, 0.0) + value * count
         self.seen += count
+        return values[0]
 
     def mean(self, name: str = "loss") -> float:
         return self.sums.get(name, 0.0) / max(self.seen, 1)

@@ -15,12 +15,13 @@ import torch
 from cnnzoo.images.write import class_palette
 from cnnzoo.utils.figures import new_figure, save_figure
 
-__all__ = ["colorize_mask", "plot_confusion", "plot_curves", "plot_overlays"]
+__all__ = ["colorize_mask", "plot_confusion", "plot_curves", "plot_overlays", "plot_reconstructions"]
 
 # Metrics drawn against the epochs, per task (those the history holds).
 CURVE_METRICS = {
     "classification": ("acc1", "train_acc1", "acc5"),
     "segmentation": ("miou", "pixel_acc", "dice"),
+    "reconstruction": ("psnr",),  # in dB; ssim (0-1) would sit flat on the same axis
 }
 
 
@@ -104,9 +105,7 @@ def plot_overlays(
     figure = new_figure(12, 3 * rows + 0.6)
     axes = np.asarray(figure.subplots(rows, 4, squeeze=False))
     for row in range(rows):
-        image = images[row].detach().float().cpu().clamp(0, 1)
-        picture = image.permute(1, 2, 0).numpy()
-        picture = np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture[..., :3]
+        picture = _rgb(images[row])
         truth = colorize_mask(targets[row], num_classes, ignore_index)
         predicted = colorize_mask(predictions[row], num_classes)
         blended = (0.55 * picture + 0.45 * predicted / 255.0).clip(0, 1)
@@ -124,3 +123,28 @@ def plot_overlays(
         handles = [Patch(color=palette[i], label=name) for i, name in enumerate(class_names[:num_classes])]
         figure.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8)
     return save_figure(figure, path)
+
+
+def plot_reconstructions(images: torch.Tensor, reconstructions: torch.Tensor, path: str | Path, title: str = "") -> Path:
+    """Two rows: the images (values in [0, 1]) and, below each, its reconstruction with its
+    PSNR (dB; 10 log10(1 / MSE) over the image's pixels, the reconstruction clamped to [0, 1])."""
+    columns = images.shape[0]
+    figure = new_figure(max(4.0, 1.6 * columns), 3.8)
+    axes = np.asarray(figure.subplots(2, columns, squeeze=False))
+    for column in range(columns):
+        original, generated = _rgb(images[column]), _rgb(reconstructions[column])
+        mse = float(np.mean((original - generated) ** 2))
+        psnr = 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+        for ax, shown, name in ((axes[0, column], original, "input"),
+                                (axes[1, column], generated, f"{psnr:.1f} dB")):
+            ax.imshow(shown, interpolation="nearest", vmin=0, vmax=1)
+            ax.set_axis_off()
+            ax.set_title(name, fontsize=9)
+    figure.suptitle(title or "validation images (top) and their reconstructions (bottom)")
+    return save_figure(figure, path)
+
+
+def _rgb(image: torch.Tensor) -> np.ndarray:
+    """A C x H x W image as H x W x 3 values in [0, 1] (grey repeated, RGB(A) cut to RGB)."""
+    picture = image.detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+    return np.repeat(picture, 3, axis=2) if picture.shape[2] == 1 else picture[..., :3]

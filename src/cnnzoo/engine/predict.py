@@ -1,4 +1,5 @@
-"""Prediction with a trained model: class probabilities for classifiers, masks for segmenters.
+"""Prediction with a trained model: class probabilities for classifiers, masks for
+segmenters, images for auto-encoders.
 
 Images are prepared exactly as in training (:mod:`cnnzoo.images.read`): decoded to
 ``C x H x W`` in [0, 1] with the model's channels (gray repeated to RGB, colour to its
@@ -15,6 +16,9 @@ crops the centre of runs without one too), then normalized with the run's ``mean
   :func:`cnnzoo.images.write.write_label_map` and :func:`~cnnzoo.images.write.write_overlay`,
   the same files ``cnnzoo segment-classic`` writes. Whether an image is predicted whole or
   tile by tile is :func:`cnnzoo.engine.tiling.segment_image`'s decision.
+* Auto-encoders (reconstruction) give each image back at its own size, written as
+  ``NAME_reconstruction.png`` (grey or RGB, the output clamped to [0, 1]), with the PSNR of
+  the reconstruction against the image (:func:`reconstruct_images`).
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.sources import load_model_source
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
 from cnnzoo.images.read import IMAGE_SUFFIXES, check_image_file, read_image
-from cnnzoo.images.write import class_palette, write_label_map, write_overlay
+from cnnzoo.images.write import class_palette, write_label_map, write_overlay, write_png
 from cnnzoo.utils.atomic import StagedFolder, refuse_to_replace, write_atomically
 
 __all__ = [
-    "PREDICTION_FORMATS", "ClassPrediction", "MaskPrediction", "PredictResult", "classify_images", "find_images",
-    "predict", "prepare_image", "segment_images", "write_class_predictions",
+    "PREDICTION_FORMATS", "ClassPrediction", "ImageReconstruction", "MaskPrediction", "PredictResult",
+    "classify_images", "find_images", "predict", "prepare_image", "reconstruct_images", "segment_images",
+    "write_class_predictions",
 ]
 
 PREDICTION_FORMATS = ("json", "csv")
@@ -75,11 +80,21 @@ class MaskPrediction:
 
 
 @dataclass
+class ImageReconstruction:
+    """One image given back by an auto-encoder: where it went and how close it came."""
+
+    image: Path
+    size: tuple[int, int]
+    reconstruction: Path
+    psnr: float  # dB, 10 log10(1 / MSE) against the image (values in [0, 1])
+
+
+@dataclass
 class PredictResult:
     """What :func:`predict` did: the task, one prediction per image and the files written."""
 
     task: str
-    predictions: list[ClassPrediction] | list[MaskPrediction]
+    predictions: list[ClassPrediction] | list[MaskPrediction] | list[ImageReconstruction]
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how a compiled runner was chosen and checked
 
@@ -223,6 +238,31 @@ def segment_images(
     return predictions
 
 
+# ------------------------------------------------------------------------ reconstruction
+
+@torch.no_grad()
+def reconstruct_images(
+    model: nn.Module, meta: RunMeta, paths: Sequence[Path], out_dir: str | os.PathLike, *,
+    roots: Sequence[Path | None] | None = None,
+) -> list[ImageReconstruction]:
+    """Give each image back through the auto-encoder, at its own size, and write
+    ``NAME_reconstruction.png`` under ``out_dir`` (names as :func:`segment_images`')."""
+    out_dir = Path(out_dir)
+    device = model_device(model)
+    predictions = []
+    for path, name in zip(paths, _output_names(paths, roots or [None] * len(paths))):
+        image = read_image(path, channels=meta.in_chans)
+        output = model(prepare_image(image, meta, resize=False).to(device))[0].float().clamp(0, 1).cpu()
+        mse = float(((output - image) ** 2).mean())
+        pixels = (output.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        target = out_dir / f"{name}_reconstruction.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_png(target, pixels)
+        psnr = 10 * float(np.log10(1 / mse)) if mse > 0 else float("inf")
+        predictions.append(ImageReconstruction(path, tuple(image.shape[-2:]), target, psnr))
+    return predictions
+
+
 # ---------------------------------------------------------------------------- the whole job
 
 def _load(source: str | os.PathLike, which: str, device: torch.device, weights: str | os.PathLike | None) -> Trained:
@@ -246,6 +286,7 @@ def predict(
     built with pretrained ``weights`` (``"IMAGENET1K_V2"``: the ImageNet-1k classes, the
     weights' own preprocessing).
 
+    Auto-encoders: ``NAME_reconstruction.png`` per image under ``out`` (default ``predictions``).
     Classifiers: the ``top_k`` classes per image, written to ``out/predictions.json`` (or
     ``.csv`` with ``format="csv"``) when ``out`` is given; ``keep_aspect`` resizes images
     of a run without ``resize_size`` to cover its size and crops the centre, instead of
@@ -269,7 +310,10 @@ def predict(
     trained = _load(source, which, resolve_device("cpu" if compiled else device), weights)
     task = trained.meta.task
     _check_options(task, top_k, format, tile_size, overlay, keep_aspect)
-    out_dir = _check_out_dir(out if out is not None else ("predictions" if task == "segmentation" else None))
+    if compiled and task == "reconstruction":
+        raise ValueError("an auto-encoder predicts with --runtime torch --precision fp32 (compiled runners are "
+                         "for classifiers and segmenters)")
+    out_dir = _check_out_dir(out if out is not None else (None if task == "classification" else "predictions"))
     paths = find_images(inputs)
     roots = _roots(paths, inputs)
     for path in paths:
@@ -291,6 +335,11 @@ def predict(
         with StagedFolder(out_dir) as staged:  # every check has passed: only now is anything created
             written = write_class_predictions(predictions, staged.path / f"predictions.{format}", format)
         return PredictResult(task, predictions, [staged.final(written)], notes)
+    if task == "reconstruction":
+        with StagedFolder(out_dir) as staged:
+            predictions = reconstruct_images(trained.model, trained.meta, paths, staged.path, roots=roots)
+        predictions = [replace(p, reconstruction=staged.final(p.reconstruction)) for p in predictions]
+        return PredictResult(task, predictions, [p.reconstruction for p in predictions], notes)
     with StagedFolder(out_dir) as staged:
         predictions = segment_images(trained.model, trained.meta, paths, staged.path, roots=roots, overlay=overlay,
                                      tile_size=tile_size, forward=runner)
@@ -304,6 +353,8 @@ def _targets(task: str, out_dir: Path, format: str, names: list[str], overlay: b
     """The files a prediction writes under ``out_dir``."""
     if task == "classification":
         return [out_dir / f"predictions.{format}"]
+    if task == "reconstruction":
+        return [out_dir / f"{name}_reconstruction.png" for name in names]
     suffixes = ["_mask.png", *(["_overlay.png"] if overlay else [])]
     return [out_dir / f"{name}{suffix}" for name in names for suffix in suffixes]
 
@@ -320,12 +371,14 @@ def _check_options(task: str, top_k: int, format: str | None, tile_size: int | N
             raise ValueError("a tile size applies only to segmentation models; this run is a classifier")
         if overlay:
             raise ValueError("overlays apply only to segmentation models; this run is a classifier")
-    elif task == "segmentation":
+    elif task in ("segmentation", "reconstruction"):
+        model = "a segmenter writes PNG masks" if task == "segmentation" else "an auto-encoder writes PNG images"
         if format is not None:
-            raise ValueError("a format (json, csv) applies only to classifiers; a segmenter writes PNG masks")
+            raise ValueError(f"a format (json, csv) applies only to classifiers; {model}")
         if keep_aspect:
-            raise ValueError("keeping the aspect ratio applies only to classifiers; a segmenter predicts each "
-                             "image at its own size")
+            raise ValueError(f"keeping the aspect ratio applies only to classifiers; {model}, each at the image's own size")
+        if task == "reconstruction" and (tile_size is not None or overlay):
+            raise ValueError(f"tiles and overlays apply only to segmentation models; {model}")
         if tile_size is not None:
             _check_positive("tile_size", tile_size)
     else:

@@ -1,6 +1,6 @@
 """The pictures a training run leaves in ``RUN_DIR/plots``: the curves, redrawn as the run
-goes, and the confusion matrix and segmentation overlays of the best epoch, drawn once at
-the end (:mod:`cnnzoo.engine.plots` draws them; this module decides what and when).
+goes, and the confusion matrix and segmentation overlays (or an auto-encoder's
+reconstructions) of the best epoch, drawn once at the end (:mod:`cnnzoo.engine.plots` draws them; this module decides what and when).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch import nn
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.batches import ModelFeed
 from cnnzoo.engine.checkpoint import read_checkpoint
-from cnnzoo.engine.plots import plot_confusion, plot_curves, plot_overlays
+from cnnzoo.engine.plots import plot_confusion, plot_curves, plot_overlays, plot_reconstructions
 from cnnzoo.layers.spatial import center_crop
 
 __all__ = ["CURVES_INTERVAL", "RunPictures"]
@@ -29,11 +29,12 @@ CURVES_INTERVAL = 60.0
 
 @dataclass
 class _BestPictures:
-    """What the best epoch's pictures need: its confusion matrix and, for segmentation,
-    a few validation images with their truth and prediction."""
+    """What the best epoch's pictures need: its confusion matrix (none for reconstruction)
+    and, for segmentation and reconstruction, a few validation images with their truth and
+    prediction."""
 
     epoch: int
-    confusion: Any
+    confusion: Any | None
     overlays: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
@@ -47,7 +48,7 @@ class RunPictures:
         self.spec = spec
         self.title = title
         self.feed = feed
-        self.num_overlays = num_overlays if spec.task == "segmentation" else 0
+        self.num_overlays = num_overlays if spec.task in ("segmentation", "reconstruction") else 0
         self.enabled = enabled
         self.best: _BestPictures | None = None
         self.curves_drawn = time.perf_counter()
@@ -61,7 +62,7 @@ class RunPictures:
         if time.perf_counter() - self.curves_drawn > CURVES_INTERVAL:
             self.draw_curves(history)
         if improved:
-            self.best = _BestPictures(history[-1]["epoch"], results["confusion"], self._overlay_samples(model))
+            self.best = _BestPictures(history[-1]["epoch"], results.get("confusion"), self._overlay_samples(model))
 
     def draw_curves(self, history: list[dict[str, Any]]) -> None:
         if self.enabled and history:
@@ -78,9 +79,14 @@ class RunPictures:
         if best is None:
             return
         spec = self.spec
-        plot_confusion(best.confusion, spec.class_names, self.plots / "confusion.png",
-                       title=f"confusion matrix, validation, epoch {best.epoch} (best)")
-        if best.overlays is not None:
+        if best.confusion is not None:
+            plot_confusion(best.confusion, spec.class_names, self.plots / "confusion.png",
+                           title=f"confusion matrix, validation, epoch {best.epoch} (best)")
+        if best.overlays is not None and spec.task == "reconstruction":
+            images, _, reconstructions = best.overlays
+            plot_reconstructions(images, reconstructions, self.plots / "reconstructions.png",
+                                 title=f"{self.title}, epoch {best.epoch} (best):\nvalidation images (top), reconstructions (bottom)")
+        elif best.overlays is not None:
             plot_overlays(*best.overlays, spec.num_classes, self.plots / "overlays.png", spec.class_names,
                           spec.ignore_index)
 
@@ -92,11 +98,12 @@ class RunPictures:
         if self.num_overlays:
             best_model = copy.deepcopy(model)
             best_model.load_state_dict(weights)
-        return _BestPictures(meta.epoch, meta.metrics["confusion"], self._overlay_samples(best_model))
+        return _BestPictures(meta.epoch, meta.metrics.get("confusion"), self._overlay_samples(best_model))
 
     @torch.no_grad()
     def _overlay_samples(self, model: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The first validation images, their truth and the model's prediction, cropped to the logits."""
+        """The first validation images, their truth and the model's prediction (the labels, or
+        the reconstructed images), cropped to the logits."""
         count = min(self.num_overlays, len(self.spec.val))
         if model is None or count == 0:
             return None
@@ -105,6 +112,8 @@ class RunPictures:
         targets = torch.stack([s["target"] for s in samples]).to(self.feed.device)
         model.eval()
         logits = self.feed.logits(model, images)
+        if self.spec.task == "reconstruction":
+            return images.cpu(), targets.cpu(), logits.clamp(0, 1).cpu()
         height, width = logits.shape[-2:]
         return (center_crop(images, height, width).cpu(), center_crop(targets, height, width).cpu(),
                 logits.argmax(1).cpu())

@@ -32,21 +32,27 @@ def describe_run(model: nn.Module, spec: DataSpec, config: TrainConfig, device: 
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = f" ({format_count(trainable)} trainable)" if trainable != params else ""
-    shares = ", ".join(f"{name} {share:.0%}" for name, share in class_shares(spec).items())
-    unit = "pixels" if spec.task == "segmentation" else "images"
     precision = {"none": "float32", "bf16": "bf16 autocast", "fp16": "fp16 autocast"}[config.amp]
     memory = ", channels-last" if config.channels_last else ""
     return [
         f"model:    {config.model}: {format_count(params)} parameters{frozen}, "
         f"{format_count(count_macs(model, size))} MACs per {'x'.join(map(str, size))} image",
         f"data:     {spec.name} ({spec.task}): {len(spec.train)} training and {len(spec.val)} validation samples, "
-        f"{spec.num_classes} classes; training {unit} by class: {shares}",
+        + _targets_line(spec),
         f"schedule: {config.epochs} epoch{'s' * (config.epochs != 1)} of {steps_per_epoch} steps "
         f"(batch {config.batch_size}), "
         f"{config.optimizer} lr {config.lr:g}",
         f"hardware: {device}, {torch.get_num_threads()} threads, {precision}{memory}",
         f"weights:  {pretrained['weights'] if pretrained else f'random initialization (seed {config.seed})'}",
     ]
+
+
+def _targets_line(spec: DataSpec) -> str:
+    if spec.task == "reconstruction":
+        return f"each image its own target ({spec.in_chans} channel{'s' * (spec.in_chans != 1)}, no classes)"
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in class_shares(spec).items())
+    unit = "pixels" if spec.task == "segmentation" else "images"
+    return f"{spec.num_classes} classes; training {unit} by class: {shares}"
 
 
 def class_shares(spec: DataSpec) -> dict[str, float]:

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from cnnzoo.data import build_data
+from cnnzoo.data.reconstruction import data_for_task
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.checkpoint import load_trained
 from cnnzoo.engine.runmeta import RunMeta
@@ -149,14 +150,14 @@ def data_of_run(meta: RunMeta, data: str | None = None, data_dir: str | None = N
     its own (rebuilt with the run's sizes and seed) unless another is named."""
     config = meta.config
     own_data = data is None or data == meta.data
-    spec = build_data(
+    spec = data_for_task(build_data(
         meta.data if data is None else data,
         data_dir=data_dir or (config.data_dir if config else None),
         image_size=meta.image_size,
         train_size=config.train_size if own_data and config else None,
         val_size=config.val_size if own_data and config else None,
         seed=config.seed if own_data and config else 0,
-    )
+    ), meta.task)
     for key in ("task", "num_classes", "in_chans"):
         if getattr(spec, key) != getattr(meta, key):
             raise ValueError(

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from cnnzoo.data import DATASETS, build_data
 from cnnzoo.data.augment import build_augment
+from cnnzoo.data.reconstruction import data_for_task
 from cnnzoo.data.spec import DataSpec
 from cnnzoo.engine.batches import ModelFeed, to_device
 from cnnzoo.engine.checkpoint import checkpoint_payloads, load_training_state, load_weights, read_checkpoint
@@ -52,7 +53,7 @@ from cnnzoo.engine.distributed import (
 from cnnzoo.engine.evaluate import evaluate, has_weight_maps, make_eval_loader, scalar_metrics
 from cnnzoo.engine.finetune import prediction_resize, start_from_weights
 from cnnzoo.engine.losses import build_loss, choose_loss
-from cnnzoo.engine.metrics import MAIN_METRIC
+from cnnzoo.engine.metrics import MAIN_METRIC, is_improvement
 from cnnzoo.engine.objective import EpochLosses, auxiliary_weight, step_loss
 from cnnzoo.engine.optim import build_optimizer, build_scheduler
 from cnnzoo.engine.progress import Progress, format_duration
@@ -63,7 +64,7 @@ from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.seeding import capture_rng_state, restore_rng_state, seed_epoch, seed_everything
 from cnnzoo.engine.speed import choose_setting, open_settings, say_choice, use_threads
 from cnnzoo.pretrained import keep_frozen_norms_in_eval
-from cnnzoo.registry import create_model, model_info
+from cnnzoo.registry import create_model, data_options, model_info
 
 __all__ = ["NonFiniteLossError", "TrainResult", "train"]
 
@@ -95,12 +96,6 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
             return _Run(config, ctx, progress).run()
     finally:
         shutdown(ctx)
-
-
-def _is_better(value: float | None, best: float | None) -> bool:
-    if value is None or math.isnan(value):
-        return best is None
-    return best is None or math.isnan(best) or value > best
 
 
 class _Run:
@@ -196,7 +191,7 @@ class _Run:
     def _build_model(self) -> None:
         config, spec = self.config, self.spec
         kwargs = dict(config.model_kwargs)
-        for key, value in (("num_classes", spec.num_classes), ("in_chans", spec.in_chans)):
+        for key, value in data_options(config.model, spec.num_classes, spec.in_chans).items():
             if kwargs.setdefault(key, value) != value:
                 raise ValueError(f"model option {key}={kwargs[key]} contradicts the data ({key} = {value})")
         if config.amp == "fp16" and self.ctx.device.type != "cuda":
@@ -331,7 +326,7 @@ class _Run:
         row["lr"] = self.scheduler.get_last_lr()[0]
         row["seconds"] = seconds
         self.history.append(row)
-        improved = _is_better(row.get(self.main_metric), self.best.get(self.main_metric))
+        improved = is_improvement(row.get(self.main_metric), self.best.get(self.main_metric))
         if improved:
             self.best = dict(row)
         self._save(epoch, results, improved)
@@ -356,7 +351,7 @@ class _Run:
             with sync:
                 outputs = self.feed.logits(model, batch["image"])
                 step = step_loss(self.loss, outputs, batch["target"], batch.get("weight"), self.aux_weight)
-                value = float(step.total.detach())
+                value = losses.add(step, len(step.target))
                 if any_process(not math.isfinite(value), ctx):
                     self.progress.end_epoch()
                     self._stop_non_finite(value, epoch, f"at batch {index + 1}")
@@ -364,7 +359,6 @@ class _Run:
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             if steps_now:
                 self._optimizer_step()
-            losses.add(step, len(step.target))
             if self.spec.task == "classification":
                 correct += int((step.logits.detach().argmax(1) == step.target).sum())
             self.progress.update(len(step.target), losses.mean())
@@ -444,7 +438,8 @@ class _Run:
 
 
 def _load_data(config: TrainConfig) -> DataSpec:
-    return build_data(
+    spec = build_data(
         config.data, data_dir=config.data_dir, image_size=config.image_size,
         train_size=config.train_size, val_size=config.val_size, seed=config.seed,
     )
+    return data_for_task(spec, model_info(config.model).task)  # an auto-encoder's targets are its images

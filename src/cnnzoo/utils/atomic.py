@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
-    "StagedFolder", "check_output_path", "finish_interrupted_commits", "refuse_to_replace", "remove_stale_temporaries",
-    "write_atomically", "write_files_atomically",
+    "StagedFolder", "check_new_folder", "check_output_path", "finish_interrupted_commits", "refuse_to_replace",
+    "remove_stale_temporaries", "write_atomically", "write_files_atomically",
 ]
 
 
@@ -46,6 +46,20 @@ def check_output_path(path: str | os.PathLike, create_folder: bool = False, over
             raise OSError(f"cannot create the folder {folder}: {err.strerror or err}") from None
     if not folder.is_dir():
         raise FileNotFoundError(f"output folder does not exist: {folder}")
+    return path
+
+
+def check_new_folder(path: str | os.PathLike, overwrite: bool | None = None) -> Path:
+    """``path`` as a :class:`Path` once it is known to name a folder a command may fill: new
+    or empty, or any folder with ``overwrite=True``. ``None``: the command has no
+    ``--overwrite`` (the message then does not offer it). Raises ``ValueError`` for a file
+    and ``FileExistsError`` for a folder that holds something; call it before the work."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output folder {path} is a file; give a folder")
+    if path.is_dir() and not overwrite and any(path.iterdir()):
+        hint = "choose another --out" if overwrite is None else "give --overwrite to write into it, or choose another folder"
+        raise FileExistsError(f"{path} is not empty; {hint}")
     return path
 
 
