@@ -228,3 +228,22 @@ def test_receptive_field_is_table_1s_plus_the_final_upsampling(name, table_1_rf)
 
     total = summarize(create_meta_model(name), (3, 500, 500)).total
     assert (total.rf, total.jump) == ((table_1_rf + 32,) * 2, (1, 1))  # (height, width)
+
+
+def test_bilinear_initialization_interpolates_each_channel_alone():
+    """init_bilinear_ (the one filler of FCN's upsampling layers): the diagonal holds
+    (1 - |x - c| / f)(1 - |y - c| / f), computed here by hand, the rest is zero, and a
+    constant map stays constant inside the border."""
+    from cnnzoo.layers.upsample import init_bilinear_
+
+    layer = init_bilinear_(torch.nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1, bias=True))
+    profile = torch.tensor([0.25, 0.75, 0.75, 0.25])  # f = 2, c = 1.5
+    assert torch.allclose(layer.weight[0, 0], torch.outer(profile, profile))
+    assert torch.equal(layer.weight[0, 1], torch.zeros(4, 4)) and torch.equal(layer.bias, torch.zeros(2))
+    with torch.no_grad():
+        out = layer(torch.full((1, 2, 5, 5), 3.0))
+    assert out.shape == (1, 2, 10, 10) and torch.allclose(out[:, :, 1:-1, 1:-1], torch.tensor(3.0))
+    odd = init_bilinear_(torch.nn.ConvTranspose2d(1, 1, 3, stride=2, bias=False))
+    assert torch.allclose(odd.weight[0, 0], torch.outer(torch.tensor([0.5, 1.0, 0.5]), torch.tensor([0.5, 1.0, 0.5])))
+    with pytest.raises(ValueError, match="C -> C"):
+        init_bilinear_(torch.nn.ConvTranspose2d(2, 3, 4, stride=2))

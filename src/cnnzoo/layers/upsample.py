@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UpMode", "UpsampleConv", "bilinear_kernel", "bilinear_transposed_conv", "up_block"]
+__all__ = ["UpMode", "UpsampleConv", "bilinear_kernel", "bilinear_transposed_conv", "init_bilinear_", "up_block"]
 
 UpMode = Literal["transposed", "nearest", "bilinear"]
 UP_MODES: tuple[str, ...] = ("transposed", "nearest", "bilinear")
@@ -56,12 +56,21 @@ def bilinear_transposed_conv(channels: int, factor: int, bias: bool = False) -> 
         raise ValueError(f"upsampling factor must be at least 1, got {factor}")
     kernel_size = 2 * factor
     layer = nn.ConvTranspose2d(channels, channels, kernel_size, stride=factor, padding=factor // 2, bias=bias)
+    return init_bilinear_(layer)
+
+
+def init_bilinear_(layer: nn.ConvTranspose2d) -> nn.ConvTranspose2d:
+    """Set a square ``C -> C`` transposed conv to bilinear interpolation of each channel
+    (:func:`bilinear_kernel` of its kernel size on the diagonal, zeros elsewhere and in the
+    bias), in place; returns it."""
+    if layer.in_channels != layer.out_channels or layer.kernel_size[0] != layer.kernel_size[1]:
+        raise ValueError("bilinear initialization needs a C -> C transposed conv with a square kernel")
     with torch.no_grad():
         layer.weight.zero_()
-        kernel = bilinear_kernel(kernel_size)
-        for channel in range(channels):
+        kernel = bilinear_kernel(layer.kernel_size[0])
+        for channel in range(layer.in_channels):
             layer.weight[channel, channel] = kernel
-        if bias:
+        if layer.bias is not None:
             layer.bias.zero_()
     return layer
 

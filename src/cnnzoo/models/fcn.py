@@ -67,7 +67,7 @@ import torch
 from torch import nn
 
 from cnnzoo.layers.context import CONTEXT_WIDTHS, ContextModule
-from cnnzoo.layers.upsample import bilinear_kernel, bilinear_transposed_conv
+from cnnzoo.layers.upsample import bilinear_transposed_conv, init_bilinear_
 from cnnzoo.models._backbone import CONTEXT_SCORE_STD, build_backbone, fc_convolutions
 from cnnzoo.models._base import Classifier, check_choice
 from cnnzoo.models._register import register_model
@@ -310,13 +310,7 @@ def _upsampling(channels: int, factor: int, grid: Grid | None) -> nn.ConvTranspo
     if grid is None:
         return bilinear_transposed_conv(channels, factor)
     kernel = 2 * factor if grid.start % 1 else 2 * factor - 1
-    layer = nn.ConvTranspose2d(channels, channels, kernel, stride=factor, bias=False)
-    with torch.no_grad():
-        layer.weight.zero_()
-        bilinear = bilinear_kernel(kernel)
-        for channel in range(channels):
-            layer.weight[channel, channel] = bilinear
-    return layer
+    return init_bilinear_(nn.ConvTranspose2d(channels, channels, kernel, stride=factor, bias=False))
 
 
 def _resolve_align(align: str, classifier: Classifier) -> str:
