@@ -30,10 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "                convolve: kernel taps per output pixel, counted exactly, and three\n"
             "                trained decoders' outputs (seed 002; takes --out, --seed, --steps,\n"
             "                --kernel, --stride, --upsample; about 20 s)\n\n"
-            "The defaults are a budget for a 2-core CPU (10,000 Fashion-MNIST images, 10 epochs,\n"
-            "about 25 minutes per experiment on an idle machine): the widths fall in Table 6's order\n"
-            "and plain-56 trains worse than plain-20, but ResNet-56 does not yet beat ResNet-20\n"
-            "(docs/experiments.md); raise --train-size and --epochs for curves closer to the papers'."
+            "The defaults are a budget for a 2-core CPU (10,000 Fashion-MNIST images, 10 epochs;\n"
+            "degradation in batches of 32, about 15 minutes; multipliers in batches of 128): the\n"
+            "widths fall in Table 6's order, plain-56 trains worse than plain-20 and ResNet-56\n"
+            "better than ResNet-20 (docs/experiments.md); raise --train-size and --epochs for\n"
+            "curves closer to the papers'."
         ),
         epilog=(
             "examples:\n"
@@ -63,8 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"training images (a seeded subset; default {_DEGRADATION.train_size})")
     p.add_argument("--val-size", type=_size_or_all, metavar="N|all", **option,
                    help=f"test images (default {_DEGRADATION.val_size})")
-    p.add_argument("--batch-size", type=int, metavar="B", **option, help=f"default {_DEGRADATION.batch_size}")
-    p.add_argument("--lr", type=float, **option, help=f"peak SGD learning rate (default {_DEGRADATION.lr})")
+    p.add_argument("--batch-size", type=int, metavar="B", **option,
+                   help=f"default {_DEGRADATION.batch_size} (multipliers: {_MULTIPLIERS.batch_size})")
+    p.add_argument("--lr", type=float, **option,
+                   help=f"peak SGD learning rate (default {_DEGRADATION.lr:g}; multipliers: {_MULTIPLIERS.lr:g})")
     p.add_argument("--weight-decay", type=float, metavar="WD", **option,
                    help=f"default {_DEGRADATION.weight_decay:g}")
     p.add_argument("--warmup-epochs", type=float, metavar="E", **option,

@@ -41,7 +41,7 @@ The run directory gets config.json, metrics.csv, best and last checkpoints
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a model on a data set (classification or segmentation)",
+        "train", help="train a model on a data set (classification, segmentation or reconstruction)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
             "Train a registered model on a built-in data set (fashion-mnist, shapes, cells, fashion-scenes, aerial) "
