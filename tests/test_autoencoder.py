@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from cnnzoo.analysis import count_macs, count_params
+from cnnzoo.cli.main import main
 from cnnzoo.data import build_data
 from cnnzoo.data.augment import build_augment
 from cnnzoo.data.reconstruction import as_reconstruction, data_for_task
@@ -208,7 +209,7 @@ def independent_psnr(run_dir, images: torch.Tensor) -> float:
     return 10 * math.log10(count / squared)
 
 
-def test_an_autoencoder_trains_evaluates_and_predicts(tmp_path):
+def test_an_autoencoder_trains_evaluates_and_predicts(tmp_path, capsys):
     folder = make_class_folder(tmp_path / "images", per_class=12, size=16)
     config = config_for(tmp_path, "conv_autoencoder", data=str(folder), epochs=3, batch_size=6,
                         lr=3e-3, augment="none")
@@ -238,3 +239,13 @@ def test_an_autoencoder_trains_evaluates_and_predicts(tmp_path):
     assert predicted.predictions[0].psnr == pytest.approx(quantized_psnr, abs=0.1)  # the PNG is 8-bit
     with pytest.raises(ValueError, match="auto-encoder writes PNG images"):
         predict(str(run), [str(picture)], out=str(tmp_path / "out2"), format="csv")
+
+    capsys.readouterr()
+    assert main(["predict", str(run), str(picture), "--out", str(tmp_path / "cli")]) == 0
+    printed = capsys.readouterr().out
+    assert "PSNR (dB)" in printed and "wrote 1 file under" in printed
+    assert (tmp_path / "cli" / "one_reconstruction.png").is_file()
+    assert main(["predict", str(run), str(picture), "--out", str(tmp_path / "cli2"), "--overlay"]) == 2
+    assert "overlays apply only to segmentation models" in capsys.readouterr().err
+    assert main(["visualize", str(run), str(picture), "--out", str(tmp_path / "vis")]) == 2
+    assert "reconstruction model" in capsys.readouterr().err

@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     for path in result.files if result.task == "classification" else []:
         print(f"wrote {path}")
     if result.task in ("segmentation", "reconstruction"):
-        print(f"wrote {len(result.files)} files under {args.out or 'predictions'}")
+        count = len(result.files)
+        print(f"wrote {count} file{'s' * (count != 1)} under {args.out or 'predictions'}")
     return 0
 
 
