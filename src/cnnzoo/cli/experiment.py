@@ -31,10 +31,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "                trained decoders' outputs (seed 002; takes --out, --seed, --steps,\n"
             "                --kernel, --stride, --upsample; about 20 s)\n\n"
             "The defaults are a budget for a 2-core CPU (10,000 Fashion-MNIST images, 10 epochs;\n"
-            "degradation in batches of 32, about 15 minutes; multipliers in batches of 128): the\n"
-            "widths fall in Table 6's order, plain-56 trains worse than plain-20 and ResNet-56\n"
-            "better than ResNet-20 (docs/experiments.md); raise --train-size and --epochs for\n"
-            "curves closer to the papers'."
+            "degradation in batches of 32, about 15 minutes; multipliers in batches of 128):\n"
+            "plain-56 trains worse than plain-20 and ResNet-56 better than ResNet-20 (seeds 0\n"
+            "and 1); the widths fall in Table 6's order on seed 0, while on seed 1 widths 0.75\n"
+            "and 0.5 swap (docs/experiments.md); raise --train-size and --epochs for curves\n"
+            "closer to the papers'."
         ),
         epilog=(
             "examples:\n"
