@@ -31,10 +31,11 @@ def test_each_row_is_its_recipe_and_its_costs_are_the_cost_calculus(row):
     recipe = load_config(ROOT / row.recipe)
     assert recipe["model"] == row.model and recipe["data"] == "fashion-mnist"
     assert recipe.get("model_kwargs", {}) == row.model_kwargs and recipe["epochs"] == row.epochs
+    assert recipe.get("image_size", 28) == row.image_size
     assert [run.seed for run in row.runs] == sorted({run.seed for run in row.runs})
     model = cnnzoo.create_model(row.model, num_classes=10, in_chans=1, **row.model_kwargs)
     assert count_params(model) == row.params
-    assert count_macs(model, (1, 28, 28)) == row.macs
+    assert count_macs(model, (1, row.image_size, row.image_size)) == row.macs  # at the size it trains at
     for run in row.runs:
         assert 0.1 < run.test_acc1 <= 1 and run.epoch_minutes <= run.minutes
 

@@ -61,6 +61,7 @@ class ReferenceRow:
     runs: tuple[ReferenceRun, ...]
     published: PublishedResult
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_size: int = 28  # the side the recipe trains at (Fashion-MNIST's own 28, or resized to it)
 
     @property
     def mean_accuracy(self) -> float:
@@ -113,5 +114,7 @@ def results_table(rows: list[ReferenceRow]) -> tuple[tuple[str, ...], list[list[
 
 
 def _model_label(row: ReferenceRow) -> str:
-    options = ", ".join(f"{key}={value}" for key, value in row.model_kwargs.items())
-    return f"{row.model} ({options})" if options else row.model
+    options = [f"{key}={value}" for key, value in row.model_kwargs.items()]
+    if row.image_size != 28:
+        options.append(f"at {row.image_size}x{row.image_size}")
+    return f"{row.model} ({', '.join(options)})" if options else row.model
