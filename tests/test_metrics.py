@@ -20,6 +20,7 @@ from cnnzoo.engine.metrics import (
     build_metrics,
     dice_per_class,
     is_improvement,
+    psnr_from_mse,
 )
 
 
@@ -231,3 +232,8 @@ def test_distributed_results_equal_single_process(tmp_path):
 ])
 def test_an_improvement_beats_the_best_so_far(value, best, expected):
     assert is_improvement(value, best) is expected
+
+
+def test_psnr_is_ten_log10_of_one_over_the_mse():
+    assert psnr_from_mse(0.01) == pytest.approx(20.0) and psnr_from_mse(1e-4) == pytest.approx(40.0)
+    assert psnr_from_mse(0.0) == float("inf")

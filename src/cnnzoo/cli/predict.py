@@ -14,6 +14,7 @@ from cnnzoo.cli.options import (
     apply_threads,
     max_drop_fraction,
 )
+from cnnzoo.data.spec import DENSE_TASKS
 from cnnzoo.engine.predict import PREDICTION_FORMATS, PredictResult, predict
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS
 from cnnzoo.utils.text import format_table
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     print(result_table(result))
     for path in result.files if result.task == "classification" else []:
         print(f"wrote {path}")
-    if result.task in ("segmentation", "reconstruction"):
+    if result.task in DENSE_TASKS:
         count = len(result.files)
         print(f"wrote {count} file{'s' * (count != 1)} under {args.out or 'predictions'}")
     return 0

@@ -21,9 +21,12 @@ from typing import Literal
 
 from torch.utils.data import Dataset
 
-__all__ = ["SPLITS", "DataSpec", "Task"]
+__all__ = ["DENSE_TASKS", "SPLITS", "DataSpec", "Task"]
 
 Task = Literal["classification", "segmentation", "reconstruction"]
+# The tasks whose target is a map at the image's size (a class per pixel, or the image
+# itself), from networks that take any size from their minimum: segmenters and auto-encoders.
+DENSE_TASKS = ("segmentation", "reconstruction")
 SPLITS = ("val", "train")  # the two splits of every data set, validation first (what is scored by default)
 
 

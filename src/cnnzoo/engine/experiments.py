@@ -82,7 +82,7 @@ class Recipe:
 
 # Each experiment's recipe at its defaults (docs/experiments.md has the trials behind them).
 # Degradation: no augmentation (the paper's claim is about training error, an optimization
-# result) and batches of 32 at lr 0.05 (the linear scaling of 0.1 at 128 halved): 3,120
+# result) and batches of 32 at lr 0.05 (a quarter of the batch at half the rate): 3,120
 # steps in place of 780 for the same images. At 780 steps ResNet-56 was still behind
 # ResNet-20 (1.89 % against 1.10 % training error), at 3,120 it is ahead; weight decay 1e-4,
 # zero-initialized residual branches and augmentation did not turn the order at 780.

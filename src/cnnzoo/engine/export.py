@@ -35,26 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnzoo.deploy.onnx import (
-    DEFAULT_EXPORTER,
-    EXPORTERS,
-    check_opset,
-    onnx_opset,
-    quiet_exporters,
-    to_onnx,
-    with_metadata,
-)
+from cnnzoo.deploy.onnx import DEFAULT_EXPORTER, EXPORTERS, check_opset, onnx_opset, quiet_exporters, to_onnx, with_metadata
 from cnnzoo.deploy.openvino_files import openvino_files
 from cnnzoo.deploy.preprocess import Uint8Input
 from cnnzoo.deploy.runners import OnnxRuntimeRunner, OpenVinoRunner
-from cnnzoo.engine.export_meta import (
-    DENSE_TASKS,
-    check_free_size,
-    export_metadata,
-    metadata_strings,
-    sidecar_path,
-    size_rule,
-)
+from cnnzoo.data.spec import DENSE_TASKS
+from cnnzoo.engine.export_meta import check_free_size, export_metadata, metadata_strings, sidecar_path, size_rule
 from cnnzoo.engine.sources import ModelSource, load_model_source, resolve_input_size
 from cnnzoo.utils.atomic import check_output_path, refuse_to_replace, write_files_atomically
 from cnnzoo.utils.text import first_line

@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from cnnzoo.data.spec import DENSE_TASKS
 from cnnzoo.engine.sources import ModelSource
 from cnnzoo.engine.tiling import accepts_size, output_size, size_step
 from cnnzoo.utils.sizes import pair
@@ -69,11 +70,6 @@ def check_free_size(model: nn.Module, name: str) -> None:
 def _pool_size(pool: nn.Module) -> tuple[Any, Any]:
     size = pool.output_size
     return pair(size) if isinstance(size, int) else tuple(size)
-
-
-# The tasks whose output is a map at the input's size, from a network that takes any size
-# (from its minimum): segmenters and auto-encoders.
-DENSE_TASKS = ("segmentation", "reconstruction")
 
 
 def resize_method(task: str, source: ModelSource) -> str:

@@ -54,10 +54,17 @@ __all__ = [
     "build_metrics",
     "dice_per_class",
     "is_improvement",
+    "psnr_from_mse",
 ]
 
 # The score that picks the best checkpoint (higher is better for each).
 MAIN_METRIC: dict[str, str] = {"classification": "acc1", "segmentation": "miou", "reconstruction": "psnr"}
+
+
+def psnr_from_mse(mse: float) -> float:
+    """Peak signal-to-noise ratio in dB of images with values in [0, 1]: ``10 log10(1 / mse)``
+    (infinite for a perfect reconstruction)."""
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
 def is_improvement(value: float | None, best: float | None) -> bool:
@@ -208,10 +215,7 @@ class ReconstructionMetrics:
     SSIM_WINDOW = 11
 
     def __init__(self) -> None:
-        from torchmetrics.image import (
-            PeakSignalNoiseRatio,
-            StructuralSimilarityIndexMeasure,
-        )
+        from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
         self.psnr = PeakSignalNoiseRatio(data_range=1.0)
         self.ssim = StructuralSimilarityIndexMeasure(data_range=1.0, kernel_size=self.SSIM_WINDOW)

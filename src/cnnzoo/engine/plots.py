@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from cnnzoo.engine.metrics import psnr_from_mse
 from cnnzoo.images.write import class_palette
 from cnnzoo.utils.figures import new_figure, save_figure
 
@@ -133,8 +134,7 @@ def plot_reconstructions(images: torch.Tensor, reconstructions: torch.Tensor, pa
     axes = np.asarray(figure.subplots(2, columns, squeeze=False))
     for column in range(columns):
         original, generated = _rgb(images[column]), _rgb(reconstructions[column])
-        mse = float(np.mean((original - generated) ** 2))
-        psnr = 10 * np.log10(1 / mse) if mse > 0 else float("inf")
+        psnr = psnr_from_mse(float(np.mean((original - generated) ** 2)))
         for ax, shown, name in ((axes[0, column], original, "input"),
                                 (axes[1, column], generated, f"{psnr:.1f} dB")):
             ax.imshow(shown, interpolation="nearest", vmin=0, vmax=1)

@@ -37,10 +37,12 @@ import torch
 from torch import nn
 
 from cnnzoo.data.in_memory import fit_image
+from cnnzoo.data.spec import DENSE_TASKS
 from cnnzoo.deploy.runners import Runner
 from cnnzoo.engine.checkpoint import Trained, load_trained
 from cnnzoo.engine.compile import DEFAULT_MAX_DROP, compile_model
 from cnnzoo.engine.distributed import resolve_device
+from cnnzoo.engine.metrics import psnr_from_mse
 from cnnzoo.engine.runmeta import RunMeta
 from cnnzoo.engine.sources import load_model_source
 from cnnzoo.engine.tiling import WHOLE_IMAGE_MAX_PIXELS, model_device, segment_image
@@ -253,12 +255,11 @@ def reconstruct_images(
     for path, name in zip(paths, _output_names(paths, roots or [None] * len(paths))):
         image = read_image(path, channels=meta.in_chans)
         output = model(prepare_image(image, meta, resize=False).to(device))[0].float().clamp(0, 1).cpu()
-        mse = float(((output - image) ** 2).mean())
+        psnr = psnr_from_mse(float(((output - image) ** 2).mean()))
         pixels = (output.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
         target = out_dir / f"{name}_reconstruction.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_png(target, pixels)
-        psnr = 10 * float(np.log10(1 / mse)) if mse > 0 else float("inf")
         predictions.append(ImageReconstruction(path, tuple(image.shape[-2:]), target, psnr))
     return predictions
 
@@ -371,12 +372,13 @@ def _check_options(task: str, top_k: int, format: str | None, tile_size: int | N
             raise ValueError("a tile size applies only to segmentation models; this run is a classifier")
         if overlay:
             raise ValueError("overlays apply only to segmentation models; this run is a classifier")
-    elif task in ("segmentation", "reconstruction"):
+    elif task in DENSE_TASKS:
         model = "a segmenter writes PNG masks" if task == "segmentation" else "an auto-encoder writes PNG images"
         if format is not None:
             raise ValueError(f"a format (json, csv) applies only to classifiers; {model}")
         if keep_aspect:
-            raise ValueError(f"keeping the aspect ratio applies only to classifiers; {model}, each at the image's own size")
+            raise ValueError(f"keeping the aspect ratio applies only to classifiers; {model}, each at the "
+                             "image's own size")
         if task == "reconstruction" and (tile_size is not None or overlay):
             raise ValueError(f"tiles and overlays apply only to segmentation models; {model}")
         if tile_size is not None:

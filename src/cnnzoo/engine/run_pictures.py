@@ -1,6 +1,7 @@
 """The pictures a training run leaves in ``RUN_DIR/plots``: the curves, redrawn as the run
 goes, and the confusion matrix and segmentation overlays (or an auto-encoder's
-reconstructions) of the best epoch, drawn once at the end (:mod:`cnnzoo.engine.plots` draws them; this module decides what and when).
+reconstructions) of the best epoch, drawn once at the end (:mod:`cnnzoo.engine.plots`
+draws them; this module decides what and when).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnzoo.data.spec import DataSpec
+from cnnzoo.data.spec import DENSE_TASKS, DataSpec
 from cnnzoo.engine.batches import ModelFeed
 from cnnzoo.engine.checkpoint import read_checkpoint
 from cnnzoo.engine.plots import plot_confusion, plot_curves, plot_overlays, plot_reconstructions
@@ -48,7 +49,7 @@ class RunPictures:
         self.spec = spec
         self.title = title
         self.feed = feed
-        self.num_overlays = num_overlays if spec.task in ("segmentation", "reconstruction") else 0
+        self.num_overlays = num_overlays if spec.task in DENSE_TASKS else 0
         self.enabled = enabled
         self.best: _BestPictures | None = None
         self.curves_drawn = time.perf_counter()
@@ -84,8 +85,8 @@ class RunPictures:
                            title=f"confusion matrix, validation, epoch {best.epoch} (best)")
         if best.overlays is not None and spec.task == "reconstruction":
             images, _, reconstructions = best.overlays
-            plot_reconstructions(images, reconstructions, self.plots / "reconstructions.png",
-                                 title=f"{self.title}, epoch {best.epoch} (best):\nvalidation images (top), reconstructions (bottom)")
+            title = f"{self.title}, epoch {best.epoch} (best):\nvalidation images (top), reconstructions (bottom)"
+            plot_reconstructions(images, reconstructions, self.plots / "reconstructions.png", title=title)
         elif best.overlays is not None:
             plot_overlays(*best.overlays, spec.num_classes, self.plots / "overlays.png", spec.class_names,
                           spec.ignore_index)

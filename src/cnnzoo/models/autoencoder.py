@@ -47,7 +47,7 @@ from cnnzoo.layers.unet_blocks import fan_in_normal_init
 from cnnzoo.models._base import PretrainedMixin, check_choice, check_image_batch, check_positive_int
 from cnnzoo.models._register import register_model
 
-__all__ = ["UNPOOL_MODES", "ConvAutoencoder", "conv_autoencoder"]
+__all__ = ["UNPOOL_MODES", "ConvAutoencoder", "conv_autoencoder", "unpool_fixed"]
 
 PAPER = (
     "Noh, Hong, Han, Learning Deconvolution Network for Semantic Segmentation (unpooling + transposed "
@@ -112,14 +112,13 @@ class ConvAutoencoder(PretrainedMixin, nn.Module):
 
     @staticmethod
     def _decoder_stage(width: int, out: int, convs: int, last: bool) -> nn.Sequential:
-        layers = [ConvTransposeNormAct(width, width, 3, stride=1, padding=1, norm_layer=nn.BatchNorm2d,
-                                       act_layer=nn.ReLU) for _ in range(convs - 1)]
-        if last:  # the identity output: pixel values, no norm, no activation
-            layers.append(ConvTransposeNormAct(width, out, 3, stride=1, padding=1))
-        else:
-            layers.append(ConvTransposeNormAct(width, out, 3, stride=1, padding=1, norm_layer=nn.BatchNorm2d,
-                                               act_layer=nn.ReLU))
-        return nn.Sequential(*layers)
+        def layer(c_out: int, identity: bool = False) -> ConvTransposeNormAct:
+            # identity: the output layer, pixel values with no norm and no activation
+            return ConvTransposeNormAct(width, c_out, 3, stride=1, padding=1,
+                                        norm_layer=None if identity else nn.BatchNorm2d,
+                                        act_layer=None if identity else nn.ReLU)
+
+        return nn.Sequential(*(layer(width) for _ in range(convs - 1)), layer(out, identity=last))
 
     def check_input(self, x: torch.Tensor) -> None:
         check_image_batch(x, self.in_chans, self.min_input_size, type(self).__name__)
