@@ -224,3 +224,78 @@ def test_alexnet_original_macs_equal_the_layer_table():
         + 9216 * 4096 + 4096 * 4096 + 4096 * 1000
     )
     assert count_macs(cnnzoo.create_model("alexnet_original"), (3, 227, 227)) == expected
+
+
+# ---------------------------------------------------------------- small inputs (28x28)
+
+def test_vgg_small_input_rounds_its_pools_up_and_reads_the_1x1_pool5_map():
+    model = cnnzoo.create_model("vgg11_bn", num_classes=10, in_chans=1, small_input=True).eval()
+    with torch.no_grad():
+        maps = model.forward_features(torch.randn(2, 1, 28, 28))
+    assert [m.shape[-1] for m in maps] == [14, 7, 4, 2, 1]  # ceil(28 / 2), ceil(14 / 2), ...
+    assert [m.in_features for m in model.modules() if isinstance(m, nn.Linear)] == [512, 512, 512]
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    assert model(torch.randn(1, 1, 1, 1)).shape == (1, 10)  # rounding up keeps a 1x1 map
+
+
+def test_vgg_small_input_costs_equal_the_layer_by_layer_formulas():
+    # Configuration A at 28x28 with one input channel and 10 classes: 3x3 convs (bias, then
+    # BN with a scale and a shift) at 28, 14, 7, 4, 2 pixels; fc 512 - 512 - 512 - 10.
+    params = macs = 0
+    channels, size = 1, 28
+    for depth, width in zip(VGG_CONFIGS[11], (64, 128, 256, 512, 512)):
+        for _ in range(depth):
+            params += 9 * channels * width + width + 2 * width
+            macs += size * size * width * 9 * channels
+            channels = width
+        size = -(-size // 2)
+    for fan_in, fan_out in ((512, 512), (512, 512), (512, 10)):
+        params += fan_in * fan_out + fan_out
+        macs += fan_in * fan_out
+    model = cnnzoo.create_model("vgg11_bn", num_classes=10, in_chans=1, small_input=True)
+    assert (count_params(model), count_macs(model, (1, 28, 28))) == (params, macs) == (9_755_274, 134_281_216)
+
+
+def test_alexnet_small_input_keeps_28_pixels_through_conv1():
+    model = cnnzoo.create_model("alexnet", num_classes=10, in_chans=1, small_input=True).eval()
+    conv1 = convs(model)[0]
+    assert (conv1.kernel_size, conv1.stride, conv1.padding) == ((5, 5), (1, 1), (2, 2))
+    with torch.no_grad():
+        sizes = [f.shape[1:] for f in model.forward_features(torch.randn(1, 1, 28, 28))]
+    assert sizes == [(64, 13, 13), (192, 6, 6), (256, 2, 2)]  # (28 - 3) // 2 + 1 = 13, then 6, 2
+    assert [m.in_features for m in model.modules() if isinstance(m, nn.Linear)] == [1024, 1024, 1024]
+    # Backwards from a 1x1 pool5 as above, with conv1 5x5 / 1 / pad 2 keeping pool1's 15.
+    assert model.min_input_size == 15
+    with pytest.raises(ValueError, match="15"):
+        model(torch.randn(1, 1, 14, 14))
+
+
+def test_alexnet_small_input_macs_equal_the_layer_table():
+    # Single tower at 28x28, one channel: conv1 at 28, conv2 at 13, conv3-5 at 6, fc 1024 wide.
+    expected = (
+        28 * 28 * 64 * 25 * 1
+        + 13 * 13 * 192 * 25 * 64
+        + 6 * 6 * 384 * 9 * 192
+        + 6 * 6 * 256 * 9 * 384
+        + 6 * 6 * 256 * 9 * 256
+        + 1024 * 1024 + 1024 * 1024 + 1024 * 10
+    )
+    model = cnnzoo.create_model("alexnet", num_classes=10, in_chans=1, small_input=True)
+    assert count_macs(model, (1, 28, 28)) == expected
+    # The two-tower table keeps its groups and LRN; only conv1 changes.
+    original = cnnzoo.create_model("alexnet_original", num_classes=10, in_chans=1, small_input=True)
+    assert [c.groups for c in convs(original)] == [1, 2, 1, 2, 2]
+    assert convs(original)[0].kernel_size == (5, 5)
+    assert any(isinstance(m, nn.LocalResponseNorm) for m in original.modules())
+
+
+@pytest.mark.parametrize("name", ["vgg11_bn", "alexnet"])
+def test_small_input_heads_convolutionalize_to_the_same_scores(name):
+    # FCN's convolutionalization (Long et al. 2015, section 3.1) of the adapted head: fc6 as a
+    # conv spanning pool5 (1x1 for VGG, 2x2 for AlexNet) gives the classifier's logits.
+    torch.manual_seed(0)
+    model = cnnzoo.create_model(name, num_classes=10, in_chans=1, small_input=True).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        scores = nn.Sequential(*model.head_convolutions())(model.forward_features(x)[-1])
+        torch.testing.assert_close(scores.flatten(1), model(x), rtol=1e-4, atol=1e-5)

@@ -18,6 +18,12 @@ Two variants:
   LRN, padded conv1, from Krizhevsky's "One weird trick for parallelizing convolutional
   neural networks", 2014); its checkpoints load as is. 61,100,840 parameters.
 
+``small_input=True`` adapts either one to 28x28 images (Fashion-MNIST, MNIST), chosen here
+(the paper trains at 224 only): an 11x11 stride-4 conv1 would leave a 5x5 map of a 28x28
+image, so conv1 becomes 5x5 at stride 1 (padding 2), the rest of the table is kept
+(28 -> pool1 13 -> pool2 6 -> pool5 2), fc6 reads the 2x2 pool5 map itself instead of a
+6x6 copy of it, and fc6 and fc7 are as wide as that map (256 * 2 * 2 = 1024, not 4096).
+
 Cost of a convolution: ``H_out * W_out * C_out * k^2 * C_in / g`` multiply-adds and
 ``k^2 * C_in / g * C_out + C_out`` parameters. The 11x11 conv1 needs 121 weights per input
 channel and per kernel, which is why later networks (VGG) stack 3x3 convolutions instead.
@@ -31,12 +37,12 @@ import torch
 from torch import nn
 
 from cnnzoo.layers import ConvNormAct
-from cnnzoo.layers.heads import fc_classifier
+from cnnzoo.layers.heads import FC_WIDTH, fc_classifier
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps
 from cnnzoo.models._register import register_model, torchvision_source
 from cnnzoo.models.convolutionalize import fc_stack_convolutions
 
-__all__ = ["AlexNet", "ConvLayer", "alexnet", "alexnet_original", "min_input_size", "paper_lrn"]
+__all__ = ["AlexNet", "ConvLayer", "alexnet", "alexnet_original", "min_input_size", "paper_lrn", "small_input_layers"]
 
 PAPER = "Krizhevsky, Sutskever and Hinton, ImageNet Classification with Deep Convolutional Neural Networks"
 
@@ -73,6 +79,7 @@ ONE_TOWER_LAYERS = (
 )
 
 POOL5_SIZE = 6  # conv5 is pooled to 6x6, so fc6 reads 256 * 6 * 6 = 9216 inputs
+SMALL_INPUT_POOL5_SIZE = 2  # small_input at 28x28: 28 -> 13 -> 6 -> 2
 POOL_KERNEL, POOL_STRIDE = 3, 2  # overlapping pooling (section 3.4): windows of 3 every 2 pixels
 
 
@@ -89,6 +96,11 @@ def min_input_size(layers: Sequence[ConvLayer]) -> int:
             size = POOL_STRIDE * (size - 1) + POOL_KERNEL
         size = layer.stride * (size - 1) + layer.kernel - 2 * layer.padding
     return size
+
+
+def small_input_layers(layers: Sequence[ConvLayer]) -> tuple[ConvLayer, ...]:
+    """The table with conv1 at 5x5, stride 1, padding 2 (a 28x28 image keeps its size)."""
+    return (layers[0]._replace(kernel=5, stride=1, padding=2), *layers[1:])
 
 
 def paper_lrn(size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0) -> nn.LocalResponseNorm:
@@ -114,6 +126,8 @@ class AlexNet(Classifier):
         num_classes, in_chans: output classes and input channels.
         dropout: dropout probability of the two hidden fully connected layers.
         dropout_first: where dropout sits in each hidden layer (see :func:`fc_classifier`).
+        small_input: the adaptation to 28x28 images of the module docstring (conv1 5x5 at
+            stride 1, fc6 and fc7 of 1024 on the 2x2 pool5 map).
 
     ``min_input_size`` follows from the table (:func:`min_input_size`).
     """
@@ -128,8 +142,11 @@ class AlexNet(Classifier):
         in_chans: int = 3,
         dropout: float = 0.5,
         dropout_first: bool = True,
+        small_input: bool = False,
     ) -> None:
         super().__init__(num_classes, in_chans)
+        if small_input:
+            layers = small_input_layers(layers)
         self.min_input_size = min_input_size(layers)
         modules: list[nn.Module] = []
         self.feature_info, self._taps = [], []
@@ -148,9 +165,12 @@ class AlexNet(Classifier):
                 self._taps.append(len(modules) - 1)
                 self.feature_info.append(FeatureInfo(channels, stride, f"pool{index}"))
         self.features = nn.Sequential(*modules)
-        self.avgpool = nn.AdaptiveAvgPool2d(POOL5_SIZE)
+        pool5_size = SMALL_INPUT_POOL5_SIZE if small_input else POOL5_SIZE
+        self.avgpool = nn.AdaptiveAvgPool2d(pool5_size)
+        fc6_inputs = channels * pool5_size**2
         self.classifier = fc_classifier(
-            channels * POOL5_SIZE**2, num_classes, dropout=dropout, dropout_first=dropout_first
+            fc6_inputs, num_classes, hidden=fc6_inputs if small_input else FC_WIDTH,
+            dropout=dropout, dropout_first=dropout_first,
         )
 
     def _forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -171,9 +191,9 @@ class AlexNet(Classifier):
     params=61_100_840, macs=714_000_000, top1=56.522, dataset="ImageNet-1k",
     source=torchvision_source("AlexNet_Weights.IMAGENET1K_V1"),
 )
-def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
+def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False) -> AlexNet:
     """Single-tower AlexNet, torchvision's layout and weights."""
-    return AlexNet(ONE_TOWER_LAYERS, num_classes, in_chans, dropout, dropout_first=True)
+    return AlexNet(ONE_TOWER_LAYERS, num_classes, in_chans, dropout, dropout_first=True, small_input=small_input)
 
 
 @register_model(
@@ -183,6 +203,8 @@ def alexnet(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) ->
     source="Krizhevsky et al. 2012: parameters summed from the layer table of section 3.5 "
            "(the paper rounds to 60 million); top-1 error 37.5% (abstract, Table 1)",
 )
-def alexnet_original(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> AlexNet:
+def alexnet_original(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> AlexNet:
     """The 2012 two-tower AlexNet as grouped convolutions, with LRN, at 227x227."""
-    return AlexNet(ORIGINAL_LAYERS, num_classes, in_chans, dropout, dropout_first=False)
+    return AlexNet(ORIGINAL_LAYERS, num_classes, in_chans, dropout, dropout_first=False, small_input=small_input)

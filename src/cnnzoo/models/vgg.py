@@ -12,6 +12,12 @@ parameters (102,764,544 of them in fc6 alone: 512 * 7 * 7 * 4096 + 4096).
 
 The ``_bn`` variants put batch normalization after every convolution (not in the paper;
 torchvision's variants, which keep the conv biases).
+
+``small_input=True`` adapts the net to 28x28 and 32x32 images (Fashion-MNIST, CIFAR), the
+usual CIFAR form of VGG, chosen here (the paper trains on 224x224 only): the pools round
+up (28 -> 14 -> 7 -> 4 -> 2 -> 1), fc6 reads the 1x1 pool5 map itself instead of a 7x7
+copy of it (which would give fc6 102.8 M weights for 512 numbers), and fc6 and fc7 are as
+wide as that map (512, not 4096). The convolutions are the paper's.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import torch
 from torch import nn
 
 from cnnzoo.layers import ConvNormAct
-from cnnzoo.layers.heads import fc_classifier
+from cnnzoo.layers.heads import FC_WIDTH, fc_classifier
 from cnnzoo.models._base import Classifier, FeatureInfo, forward_with_taps, he_normal_init
 from cnnzoo.models._register import register_model, torchvision_source
 from cnnzoo.models.convolutionalize import fc_stack_convolutions
@@ -44,6 +50,7 @@ VGG_CONFIGS: dict[int, tuple[int, ...]] = {
 }
 STAGE_WIDTHS = (64, 128, 256, 512, 512)  # "conv3-64" ... "conv3-512"
 POOL5_SIZE = 7  # 224 / 32: fc6 reads 512 * 7 * 7 = 25088 inputs
+SMALL_INPUT_POOL5_SIZE = 1  # small_input: 28 or 32 pixels pooled five times round up to 1
 
 # torchvision's published numbers (fixtures/torchvision/metadata.json, torchvision 0.28
 # VGG*_Weights.IMAGENET1K_V1): parameters, multiply-adds (its "GFLOPS") and top-1 %.
@@ -58,6 +65,7 @@ PUBLISHED = {
     "vgg19_bn": (143_678_248, 19_632_000_000, 74.218),
 }
 MIN_INPUT = 32  # five 2x2 pools without padding need 2**5 pixels
+SMALL_INPUT_MIN = 1  # pools that round up keep one pixel of a 1x1 map
 
 
 class VGG(Classifier):
@@ -73,6 +81,8 @@ class VGG(Classifier):
         num_classes, in_chans: output classes and input channels.
         batch_norm: batch normalization after every convolution.
         dropout: dropout after fc6 and fc7 (0.5 in the paper).
+        small_input: the adaptation to 28x28 / 32x32 images of the module docstring
+            (pools that round up, fc6 and fc7 of 512 on the 1x1 pool5 map).
     """
 
     head_names = ("avgpool", "classifier")
@@ -85,11 +95,12 @@ class VGG(Classifier):
         in_chans: int = 3,
         batch_norm: bool = False,
         dropout: float = 0.5,
+        small_input: bool = False,
     ) -> None:
         super().__init__(num_classes, in_chans)
         if len(depths) != len(STAGE_WIDTHS):
             raise ValueError(f"VGG has {len(STAGE_WIDTHS)} stages, got {len(depths)} stage depths: {tuple(depths)}")
-        self.min_input_size = MIN_INPUT
+        self.min_input_size = SMALL_INPUT_MIN if small_input else MIN_INPUT
         modules: list[nn.Module] = []
         self.feature_info, self._taps = [], []
         channels = in_chans
@@ -102,12 +113,15 @@ class VGG(Classifier):
                     channels, width, 3, padding=1, bias=True, norm_layer=norm_layer, act_layer=nn.ReLU
                 )
                 channels = width
-            modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            modules.append(nn.MaxPool2d(kernel_size=2, stride=2, ceil_mode=small_input))
             self._taps.append(len(modules) - 1)
             self.feature_info.append(FeatureInfo(channels, 2**stage, f"pool{stage}"))
         self.features = nn.Sequential(*modules)
-        self.avgpool = nn.AdaptiveAvgPool2d(POOL5_SIZE)
-        self.classifier = fc_classifier(channels * POOL5_SIZE**2, num_classes, dropout=dropout)
+        pool5_size = SMALL_INPUT_POOL5_SIZE if small_input else POOL5_SIZE
+        self.avgpool = nn.AdaptiveAvgPool2d(pool5_size)
+        fc6_inputs = channels * pool5_size**2
+        hidden = fc6_inputs if small_input else FC_WIDTH
+        self.classifier = fc_classifier(fc6_inputs, num_classes, hidden=hidden, dropout=dropout)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -140,48 +154,64 @@ def _published(name: str) -> dict:
 
 
 @register_model("vgg11", **_published("vgg11"))
-def vgg11(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg11(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-11, configuration A."""
-    return VGG(VGG_CONFIGS[11], num_classes, in_chans, batch_norm=False, dropout=dropout)
+    return VGG(VGG_CONFIGS[11], num_classes, in_chans, batch_norm=False, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg11_bn", **_published("vgg11_bn"))
-def vgg11_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg11_bn(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-11 (A) with batch normalization."""
-    return VGG(VGG_CONFIGS[11], num_classes, in_chans, batch_norm=True, dropout=dropout)
+    return VGG(VGG_CONFIGS[11], num_classes, in_chans, batch_norm=True, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg13", **_published("vgg13"))
-def vgg13(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg13(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-13, configuration B."""
-    return VGG(VGG_CONFIGS[13], num_classes, in_chans, batch_norm=False, dropout=dropout)
+    return VGG(VGG_CONFIGS[13], num_classes, in_chans, batch_norm=False, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg13_bn", **_published("vgg13_bn"))
-def vgg13_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg13_bn(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-13 (B) with batch normalization."""
-    return VGG(VGG_CONFIGS[13], num_classes, in_chans, batch_norm=True, dropout=dropout)
+    return VGG(VGG_CONFIGS[13], num_classes, in_chans, batch_norm=True, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg16", **_published("vgg16"))
-def vgg16(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg16(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-16, configuration D."""
-    return VGG(VGG_CONFIGS[16], num_classes, in_chans, batch_norm=False, dropout=dropout)
+    return VGG(VGG_CONFIGS[16], num_classes, in_chans, batch_norm=False, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg16_bn", **_published("vgg16_bn"))
-def vgg16_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg16_bn(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-16 (D) with batch normalization."""
-    return VGG(VGG_CONFIGS[16], num_classes, in_chans, batch_norm=True, dropout=dropout)
+    return VGG(VGG_CONFIGS[16], num_classes, in_chans, batch_norm=True, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg19", **_published("vgg19"))
-def vgg19(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg19(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-19, configuration E."""
-    return VGG(VGG_CONFIGS[19], num_classes, in_chans, batch_norm=False, dropout=dropout)
+    return VGG(VGG_CONFIGS[19], num_classes, in_chans, batch_norm=False, dropout=dropout, small_input=small_input)
 
 
 @register_model("vgg19_bn", **_published("vgg19_bn"))
-def vgg19_bn(num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5) -> VGG:
+def vgg19_bn(
+    num_classes: int = 1000, in_chans: int = 3, dropout: float = 0.5, small_input: bool = False
+) -> VGG:
     """VGG-19 (E) with batch normalization."""
-    return VGG(VGG_CONFIGS[19], num_classes, in_chans, batch_norm=True, dropout=dropout)
+    return VGG(VGG_CONFIGS[19], num_classes, in_chans, batch_norm=True, dropout=dropout, small_input=small_input)
