@@ -24,7 +24,7 @@ from cnnzoo.engine.losses import build_loss, choose_loss
 from cnnzoo.engine.metrics import MAIN_METRIC, build_metrics
 from cnnzoo.engine.predict import predict
 from cnnzoo.engine.trainer import train
-from cnnzoo.models.autoencoder import unpool_fixed
+from cnnzoo.layers.conv import FixedUnpool
 from cnnzoo.registry import create_model, data_options, model_info
 from tests.test_engine_train import config_for, make_class_folder, read_csv
 
@@ -87,7 +87,7 @@ def test_the_output_layer_is_the_identity():
     """Seed 001: "to generate images, use identity function at output": the last layer is
     a transposed conv alone (no norm, no activation), so outputs can be any real number."""
     model = create_model("conv_autoencoder")
-    last = model.decoder[-1][-1]
+    last = model.decoder[-1].convs[-1]
     assert [type(child).__name__ for child in last.children()] == ["ConvTranspose2d"]
     with torch.no_grad():
         last.conv.bias.fill_(-5.0)
@@ -99,7 +99,7 @@ def test_indices_unpooling_puts_each_maximum_back_in_place():
     model = create_model("conv_autoencoder")
     x = torch.randn(1, 4, 6, 6)
     pooled, where = model.pools[0](x)
-    sparse = model.unpools[0](pooled, where, output_size=(6, 6))
+    sparse = model.decoder[-1].unpool(pooled, where, output_size=(6, 6))
     cell_max = F.max_pool2d(x, 2).repeat_interleave(2, -1).repeat_interleave(2, -2)
     is_max = x == cell_max
     assert torch.equal(sparse[is_max], x[is_max])
@@ -108,7 +108,8 @@ def test_indices_unpooling_puts_each_maximum_back_in_place():
 
 def test_fixed_unpooling_is_a_bed_of_nails():
     code = torch.arange(1.0, 10.0).view(1, 1, 3, 3)
-    sparse = unpool_fixed(code, (7, 7))
+    sparse = FixedUnpool(2)(code, output_size=(7, 7))
+    assert create_model("conv_autoencoder", unpool="fixed").decoder[0].unpool.stride == 2
     expected = torch.zeros(1, 1, 7, 7)
     for i in range(3):
         for j in range(3):
@@ -249,3 +250,28 @@ def test_an_autoencoder_trains_evaluates_and_predicts(tmp_path, capsys):
     assert "overlays apply only to segmentation models" in capsys.readouterr().err
     assert main(["visualize", str(run), str(picture), "--out", str(tmp_path / "vis")]) == 2
     assert "reconstruction model" in capsys.readouterr().err
+
+
+def test_legacy_onnx_export_gets_the_clear_unpooling_message():
+    # The max-unpooling guard lives in layers.conv.MaxUnpool, so the auto-encoder gets the
+    # message SegNet gives (tests/test_segnet.py) instead of a crash inside PyTorch.
+    import io
+    import warnings
+
+    model = create_model("conv_autoencoder", widths=(4, 8)).eval()
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="dynamo exporter"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(1, 1, 12, 12),), io.BytesIO(), dynamo=False)
+
+
+@pytest.mark.parametrize("unpool", ["indices", "fixed"])
+def test_torchscript_trace_matches_the_model(unpool):
+    import warnings
+
+    torch.manual_seed(0)
+    model = create_model("conv_autoencoder", widths=(4, 8), unpool=unpool).eval()
+    x = torch.rand(1, 1, 13, 11)  # odd sizes: the unpoolings are given the pooled sizes
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, x, check_trace=False)
+        torch.testing.assert_close(traced(x), model(x), rtol=0, atol=0)

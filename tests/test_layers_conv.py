@@ -23,6 +23,8 @@ from cnnzoo.layers import (
     pointwise_conv,
     same_padding,
 )
+from cnnzoo.layers.conv import FixedUnpool
+from cnnzoo.layers.upsample import UnpoolStage
 
 
 def n_params(module: nn.Module) -> int:
@@ -182,6 +184,48 @@ def test_max_unpool_restores_odd_sizes_when_told():
     x = torch.randn(1, 2, 7, 9)
     pooled, indices = MaxPoolWithIndices(2)(x)
     assert MaxUnpool(2)(pooled, indices, output_size=x.shape[-2:]).shape == x.shape
+
+
+@pytest.mark.parametrize("shape, size", [((6, 8), None), ((7, 9), (7, 9))])
+def test_max_unpool_under_tracing_is_the_eager_unpooling(shape, size):
+    # Under torch.jit.trace MaxUnpool calls the ATen operator itself; without a size it
+    # must give F.max_unpool2d's own default, (n - 1) * stride + kernel.
+    x = torch.randn(1, 2, *shape)
+    pooled, indices = MaxPoolWithIndices(2)(x)
+    unpool = MaxUnpool(2)
+    with torch.no_grad():
+        traced = torch.jit.trace(lambda p, i: unpool(p, i, output_size=size), (pooled, indices), check_trace=False)
+        out = traced(pooled, indices)
+    assert out.shape[-2:] == shape
+    torch.testing.assert_close(out, F.max_unpool2d(pooled, indices, 2, output_size=shape), rtol=0, atol=0)
+
+
+def test_fixed_unpool_is_a_bed_of_nails_of_any_stride():
+    x = torch.arange(1.0, 7.0).view(1, 1, 2, 3)
+    out = FixedUnpool(3)(x, None)
+    assert out.shape == (1, 1, 6, 9)
+    assert torch.equal(out[0, 0, ::3, ::3], x[0, 0]) and out.sum() == x.sum()  # zeros elsewhere
+    assert FixedUnpool(2)(x, output_size=(5, 5)).shape == (1, 1, 5, 5)
+    assert not list(FixedUnpool().parameters())
+
+
+def test_unpool_stage_unpools_then_convolves():
+    torch.manual_seed(0)
+    stage = UnpoolStage([6, 6, 4], transposed=True, identity_output=True).eval()
+    assert [type(layer).__name__ for layer in stage.convs] == ["ConvTransposeNormAct", "ConvTransposeNormAct"]
+    assert [type(m).__name__ for m in stage.convs[-1]] == ["ConvTranspose2d"]  # the identity output
+    x = torch.randn(2, 6, 7, 9)
+    pooled, indices = MaxPoolWithIndices(2)(x)
+    with torch.no_grad():
+        expected = stage.convs(F.max_unpool2d(pooled, indices, 2, output_size=(7, 9)))
+        torch.testing.assert_close(stage(pooled, indices, (7, 9)), expected)
+    plain = UnpoolStage([6, 4], unpool="fixed")
+    assert [type(m).__name__ for m in plain.convs[0]] == ["Conv2d", "BatchNorm2d", "ReLU"]
+    assert isinstance(plain.unpool, FixedUnpool)
+    with pytest.raises(ValueError, match="unpool must be one of"):
+        UnpoolStage([6, 4], unpool="nearest")
+    with pytest.raises(ValueError, match="at least one conv"):
+        UnpoolStage([6])
 
 
 def test_fully_conv_head_takes_any_size_and_is_a_softmax_of_pooled_scores():

@@ -5,7 +5,8 @@ file                     blocks
 =======================  ==================================================================
 ``conv.py``              conv-norm-activation and its variants: grouped, depthwise,
                          depthwise-separable, 1x1, factorized 1xN + Nx1, dilated,
-                         transposed; max-pooling with indices and max-unpooling
+                         transposed; max-pooling with indices, max-unpooling and
+                         fixed ("bed of nails") unpooling
 ``heads.py``             global-pool + linear head, fully convolutional head, fc6/fc7 head
 ``inception.py``         Inception v1 module and aux head, Inception v3 modules A-E and aux
 ``residual.py``          basic and bottleneck residual blocks (and their plain twins),
@@ -14,7 +15,8 @@ file                     blocks
 ``fire.py``              SqueezeNet's Fire module
 ``mbconv.py``            MBConv with squeeze-and-excitation
 ``stochastic_depth.py``  residual branches dropped per sample, the linear schedule
-``upsample.py``          bilinear-initialized transposed conv, upsampling + 2x2 conv
+``upsample.py``          bilinear-initialized transposed conv, upsampling + 2x2 conv,
+                         the unpool-then-convolve decoder stage (SegNet, auto-encoder)
 ``unet_blocks.py``       U-Net's double conv, up block (crop + concat), the paper's fan-in
                          initialization
 ``spatial.py``           centre crop, mirror padding of any amount, size matching

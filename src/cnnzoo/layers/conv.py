@@ -35,6 +35,8 @@ __all__ = [
     "ConvTransposeNormAct",
     "DepthwiseSeparableConv",
     "FactorizedConv",
+    "FixedUnpool",
+    "LEGACY_ONNX_UNPOOL_MESSAGE",
     "MaxPoolWithIndices",
     "MaxUnpool",
     "ModuleFactory",
@@ -267,15 +269,58 @@ class MaxPoolWithIndices(nn.MaxPool2d):
         super().__init__(kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode, return_indices=True)
 
 
+LEGACY_ONNX_UNPOOL_MESSAGE = (
+    "max-unpooling cannot be exported by the TorchScript-based ONNX exporter (torch.onnx.export(..., "
+    "dynamo=False)): it has no ONNX conversion for max-unpooling (aten::max_unpool2d) and "
+    "F.max_unpool2d fails while being traced; export with the dynamo exporter instead "
+    "(torch.onnx.export(..., dynamo=True); `cnnzoo export --exporter dynamo`), which maps it to ONNX MaxUnpool"
+)
+
+
 class MaxUnpool(nn.MaxUnpool2d):
     """Reverse of :class:`MaxPoolWithIndices`: each value goes back to the position of its
     maximum, every other position is zero (a sparse map a following conv fills in).
 
     ``forward(x, indices, output_size=None)``; pass the pre-pooling size when it was odd.
+    Under ``torch.jit.trace`` it calls the ATen operator with the size as it is (
+    ``F.max_unpool2d`` compares traced sizes there, a TypeError with torch 2.13); the
+    TorchScript-based ONNX exporter, which has no conversion for it, gets a ``ValueError``
+    naming the dynamo exporter instead of that crash.
     """
 
     def __init__(self, kernel_size: IntOrPair = 2, stride: IntOrPair | None = None, padding: IntOrPair = 0) -> None:
         super().__init__(kernel_size, stride=stride, padding=padding)
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor, output_size: list[int] | tuple[int, ...] | None = None) -> torch.Tensor:  # type: ignore[override]
+        if torch.jit.is_tracing():
+            if torch.onnx.is_in_onnx_export():
+                raise ValueError(LEGACY_ONNX_UNPOOL_MESSAGE)
+            size = output_size[-2:] if output_size is not None else self._default_size(x)
+            return torch.ops.aten.max_unpool2d(x, indices, [int(size[0]), int(size[1])])
         return super().forward(x, indices, output_size=output_size)
+
+    def _default_size(self, x: torch.Tensor) -> list[int]:
+        # What F.max_unpool2d gives without output_size: (n - 1) * stride - 2 * padding + kernel.
+        kernel, stride, padding = (pair(value) for value in (self.kernel_size, self.stride, self.padding))
+        return [(int(n) - 1) * s - 2 * p + k for n, k, s, p in zip(x.shape[-2:], kernel, stride, padding)]
+
+
+class FixedUnpool(nn.Module):
+    """Unpooling without indices, a "bed of nails": each value at the top-left corner of its
+    ``stride x stride`` cell, zeros elsewhere (rows and columns 0, s, 2s, ...).
+
+    ``forward(x, indices=None, output_size=None)`` takes :class:`MaxUnpool`'s arguments so
+    either can fill a decoder's place; ``indices`` are not used. A decoder built on it needs
+    nothing from an encoder but the code. No parameters.
+    """
+
+    def __init__(self, stride: int = 2) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor, indices: torch.Tensor | None = None, output_size: list[int] | tuple[int, ...] | None = None) -> torch.Tensor:
+        s = self.stride
+        size = output_size[-2:] if output_size is not None else (x.shape[-2] * s, x.shape[-1] * s)
+        out = x.new_zeros(*x.shape[:-2], int(size[0]), int(size[1]))
+        out[..., ::s, ::s][..., : x.shape[-2], : x.shape[-1]] = x
+        return out

@@ -10,6 +10,10 @@ Two ways a decoder doubles (or multiplies) its resolution:
   copies and so none of the checkerboard artefacts of a stride-2 transposed conv whose
   kernel size is not a multiple of its stride (Odena, Dumoulin, Olah, "Deconvolution and
   Checkerboard Artifacts", Distill 2016).
+
+And one way a decoder undoes a max-pooling: :class:`UnpoolStage` unpools to a sparse map
+(to where the maxima were, or a bed of nails) and fills it in by 3x3 convolutions or
+transposed convolutions (SegNet's decoder; seed 001's image generation).
 """
 
 from __future__ import annotations
@@ -20,10 +24,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UpMode", "UpsampleConv", "bilinear_kernel", "bilinear_transposed_conv", "init_bilinear_", "up_block"]
+from cnnzoo.layers.conv import ConvNormAct, ConvTransposeNormAct, FixedUnpool, MaxUnpool
+
+__all__ = [
+    "UNPOOL_MODES", "UnpoolStage", "UpMode", "UpsampleConv", "bilinear_kernel", "bilinear_transposed_conv",
+    "init_bilinear_", "up_block",
+]
 
 UpMode = Literal["transposed", "nearest", "bilinear"]
 UP_MODES: tuple[str, ...] = ("transposed", "nearest", "bilinear")
+UNPOOL_MODES: tuple[str, ...] = ("indices", "fixed")
 
 
 def bilinear_kernel(kernel_size: int) -> torch.Tensor:
@@ -105,3 +115,49 @@ def up_block(in_channels: int, out_channels: int, mode: str = "transposed") -> n
     if mode == "transposed":
         return nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
     return UpsampleConv(in_channels, out_channels, mode=mode)
+
+
+class UnpoolStage(nn.Module):
+    """A 2x2 unpooling, then 3x3 conv-BN-ReLU layers ``widths[0] -> widths[1] -> ...``.
+
+    ``forward(x, indices, size)``: ``indices`` from the encoder's
+    :class:`~cnnzoo.layers.conv.MaxPoolWithIndices` (ignored by ``unpool="fixed"``), ``size``
+    the map's size before that pooling (so odd sizes come back exactly).
+
+    Args:
+        widths: channels in, then after each conv (at least two entries).
+        transposed: stride-1 transposed convs instead of convs (same weights and
+            multiply-adds, the kernel flipped and its channels swapped; DeconvNet's
+            "deconvolution" layers).
+        unpool: ``"indices"`` (:class:`~cnnzoo.layers.conv.MaxUnpool`, values back where
+            their maxima were) or ``"fixed"`` (:class:`~cnnzoo.layers.conv.FixedUnpool`).
+        identity_output: the last layer without norm and activation (an image's pixels).
+
+    Children: ``unpool`` and ``convs`` (a sequence of
+    :class:`~cnnzoo.layers.conv.ConvNormAct` or :class:`~cnnzoo.layers.conv.ConvTransposeNormAct`).
+    """
+
+    def __init__(
+        self, widths: list[int], transposed: bool = False, unpool: str = "indices", identity_output: bool = False
+    ) -> None:
+        super().__init__()
+        if len(widths) < 2:
+            raise ValueError(f"an unpooling stage needs its input width and at least one conv's, got {widths}")
+        if unpool not in UNPOOL_MODES:
+            raise ValueError(f"unpool must be one of {', '.join(UNPOOL_MODES)}; got {unpool!r}")
+        self.unpool = MaxUnpool(kernel_size=2, stride=2) if unpool == "indices" else FixedUnpool(2)
+        pairs = list(zip(widths, widths[1:]))
+        self.convs = nn.Sequential(*(
+            self._layer(c_in, c_out, transposed, plain=identity_output and index == len(pairs) - 1)
+            for index, (c_in, c_out) in enumerate(pairs)
+        ))
+
+    @staticmethod
+    def _layer(c_in: int, c_out: int, transposed: bool, plain: bool) -> nn.Module:
+        norm, act = (None, None) if plain else (nn.BatchNorm2d, nn.ReLU)
+        if transposed:
+            return ConvTransposeNormAct(c_in, c_out, 3, stride=1, padding=1, norm_layer=norm, act_layer=act)
+        return ConvNormAct(c_in, c_out, 3, norm_layer=norm, act_layer=act)
+
+    def forward(self, x: torch.Tensor, indices: torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor:
+        return self.convs(self.unpool(x, indices, output_size=size))

@@ -42,27 +42,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnzoo.layers.conv import ConvNormAct, ConvTransposeNormAct, MaxPoolWithIndices, MaxUnpool
+from cnnzoo.layers.conv import ConvNormAct, MaxPoolWithIndices
 from cnnzoo.layers.unet_blocks import fan_in_normal_init
+from cnnzoo.layers.upsample import UNPOOL_MODES, UnpoolStage
 from cnnzoo.models._base import PretrainedMixin, check_choice, check_image_batch, check_positive_int
 from cnnzoo.models._register import register_model
 
-__all__ = ["UNPOOL_MODES", "ConvAutoencoder", "conv_autoencoder", "unpool_fixed"]
+__all__ = ["UNPOOL_MODES", "ConvAutoencoder", "conv_autoencoder"]
 
 PAPER = (
     "Noh, Hong, Han, Learning Deconvolution Network for Semantic Segmentation (unpooling + transposed "
     "convolution), as the auto-encoder of Masci et al., Stacked Convolutional Auto-Encoders"
 )
 WIDTHS = (32, 64, 128)
-UNPOOL_MODES = ("indices", "fixed")
-
-
-def unpool_fixed(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``x`` spread onto an all-zero map of ``size``, each value at the top-left corner of
-    its 2 x 2 cell (rows and columns 0, 2, 4, ...)."""
-    out = x.new_zeros(*x.shape[:-2], *size)
-    out[..., ::2, ::2][..., : x.shape[-2], : x.shape[-1]] = x
-    return out
 
 
 class ConvAutoencoder(PretrainedMixin, nn.Module):
@@ -77,8 +69,9 @@ class ConvAutoencoder(PretrainedMixin, nn.Module):
         unpool: ``"indices"`` or ``"fixed"`` (:data:`UNPOOL_MODES`).
 
     Children: ``encoder`` (one ``nn.Sequential`` of convs per stage), ``pools``,
-    ``decoder`` (one ``nn.Sequential`` of transposed convs per stage, deep to shallow; the
-    shallowest ends in the identity-output layer).
+    ``decoder`` (one :class:`~cnnzoo.layers.upsample.UnpoolStage` of transposed convs per
+    stage, deep to shallow, SegNet's transposed decoder stage; the shallowest ends in the
+    identity-output layer).
     """
 
     def __init__(
@@ -102,23 +95,13 @@ class ConvAutoencoder(PretrainedMixin, nn.Module):
             channels = width
         self.encoder = nn.ModuleList(stages)
         self.pools = nn.ModuleList(MaxPoolWithIndices(2, 2) for _ in widths)
-        self.unpools = nn.ModuleList(MaxUnpool(2, 2) for _ in widths)
         outputs = (in_chans, *widths[:-1])  # each decoder stage ends at the width above it
+        # identity_output: the shallowest stage's last layer gives pixel values (no norm, no activation)
         self.decoder = nn.ModuleList(
-            self._decoder_stage(width, out, convs_per_stage, last=stage == 0)
+            UnpoolStage([width] * convs_per_stage + [out], transposed=True, unpool=unpool, identity_output=stage == 0)
             for stage, (width, out) in reversed(list(enumerate(zip(widths, outputs))))
         )
         fan_in_normal_init(self)
-
-    @staticmethod
-    def _decoder_stage(width: int, out: int, convs: int, last: bool) -> nn.Sequential:
-        def layer(c_out: int, identity: bool = False) -> ConvTransposeNormAct:
-            # identity: the output layer, pixel values with no norm and no activation
-            return ConvTransposeNormAct(width, c_out, 3, stride=1, padding=1,
-                                        norm_layer=None if identity else nn.BatchNorm2d,
-                                        act_layer=None if identity else nn.ReLU)
-
-        return nn.Sequential(*(layer(width) for _ in range(convs - 1)), layer(out, identity=last))
 
     def check_input(self, x: torch.Tensor) -> None:
         check_image_batch(x, self.in_chans, self.min_input_size, type(self).__name__)
@@ -151,12 +134,7 @@ class ConvAutoencoder(PretrainedMixin, nn.Module):
             sizes = [(int(height) * 2**k, int(width) * 2**k) for k in range(len(self.widths), 0, -1)]
         x = code
         for depth, stage in zip(reversed(range(len(self.widths))), self.decoder):
-            size = sizes[depth]
-            if self.unpool_mode == "fixed":
-                x = unpool_fixed(x, size)
-            else:
-                x = self.unpools[depth](x, indices[depth], output_size=size)
-            x = stage(x)
+            x = stage(x, indices[depth] if indices is not None else None, sizes[depth])
         return x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

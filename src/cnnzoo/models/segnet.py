@@ -47,13 +47,14 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from cnnzoo.layers.conv import ConvNormAct, ConvTransposeNormAct, MaxPoolWithIndices, MaxUnpool
+from cnnzoo.layers.conv import ConvNormAct, MaxPoolWithIndices
 from cnnzoo.layers.unet_blocks import fan_in_normal_init
+from cnnzoo.layers.upsample import UnpoolStage
 from cnnzoo.models._base import check_choice, check_positive_int
 from cnnzoo.models._register import register_model
 from cnnzoo.models._segmenter import Segmenter
 
-__all__ = ["DECODERS", "SegNet", "SegNetDecoderStage", "VGG16_DEPTHS", "segnet"]
+__all__ = ["DECODERS", "SegNet", "VGG16_DEPTHS", "segnet"]
 
 PAPER = "Badrinarayanan, Kendall, Cipolla, SegNet: A Deep Convolutional Encoder-Decoder Architecture for Image Segmentation"
 
@@ -61,44 +62,6 @@ PAPER = "Badrinarayanan, Kendall, Cipolla, SegNet: A Deep Convolutional Encoder-
 VGG16_DEPTHS = (2, 2, 3, 3, 3)
 WIDTH_MULTIPLIERS = (1, 2, 4, 8, 8)
 DECODERS = ("conv", "transposed")
-LEGACY_ONNX_MESSAGE = (
-    "SegNet cannot be exported by the TorchScript-based ONNX exporter (torch.onnx.export(..., "
-    "dynamo=False)): it has no ONNX conversion for max-unpooling (aten::max_unpool2d) and "
-    "F.max_unpool2d fails while being traced; export with the dynamo exporter instead "
-    "(torch.onnx.export(..., dynamo=True); `cnnzoo export --exporter dynamo`), which maps it to ONNX MaxUnpool"
-)
-
-
-class SegNetDecoderStage(nn.Module):
-    """Max-unpooling with the encoder's indices, then conv-BN-ReLU layers.
-
-    ``forward(x, indices, size)``, ``size`` being the encoder map's size before pooling.
-    Children: ``unpool`` (:class:`~cnnzoo.layers.conv.MaxUnpool`) and ``convs`` (a
-    sequence of :class:`~cnnzoo.layers.conv.ConvNormAct`, or of
-    :class:`~cnnzoo.layers.conv.ConvTransposeNormAct` for the transposed decoder).
-    """
-
-    def __init__(self, widths: list[int], transposed: bool = False) -> None:
-        super().__init__()
-        self.unpool = MaxUnpool(kernel_size=2, stride=2)
-        layers = [
-            ConvTransposeNormAct(c_in, c_out, 3, stride=1, padding=1, norm_layer=nn.BatchNorm2d, act_layer=nn.ReLU)
-            if transposed else ConvNormAct(c_in, c_out, 3)
-            for c_in, c_out in zip(widths, widths[1:])
-        ]
-        self.convs = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor, indices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return self.convs(self._unpool(x, indices, size))
-
-    def _unpool(self, x: torch.Tensor, indices: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if torch.jit.is_tracing():
-            if torch.onnx.is_in_onnx_export():
-                raise ValueError(LEGACY_ONNX_MESSAGE)
-            # F.max_unpool2d checks the output size by comparing traced sizes, a TypeError
-            # under torch.jit.trace (torch 2.13); the ATen operator takes the size as it is.
-            return torch.ops.aten.max_unpool2d(x, indices, [int(size[0]), int(size[1])])
-        return self.unpool(x, indices, output_size=size)
 
 
 class SegNet(Segmenter):
@@ -108,7 +71,8 @@ class SegNet(Segmenter):
     stage, so ``features.0.weight`` ... ``features.41.running_var`` match ``vgg16_bn``'s and
     torchvision's keys and shapes; :meth:`load_vgg16_bn_encoder` copies them), with
     :class:`~cnnzoo.layers.conv.MaxPoolWithIndices` for the pools; ``decoder`` holds one
-    :class:`SegNetDecoderStage` per encoder stage, deep to shallow, and ``classifier`` the
+    :class:`~cnnzoo.layers.upsample.UnpoolStage` per encoder stage (max-unpooling with the
+    encoder's indices, then conv-BN-ReLU layers), deep to shallow, and ``classifier`` the
     final 3x3 conv to the classes.
 
     Args:
@@ -163,7 +127,7 @@ class SegNet(Segmenter):
             out = widths[stage - 1] if stage > 0 else widths[0]
             count = convs_per_stage[stage] if stage > 0 else convs_per_stage[0] - 1
             stage_widths = [widths[stage]] * count + [out]
-            stages.append(SegNetDecoderStage(stage_widths, transposed=decoder == "transposed"))
+            stages.append(UnpoolStage(stage_widths, transposed=decoder == "transposed"))
         self.decoder = nn.ModuleList(stages)
         self.classifier = nn.Conv2d(widths[0], num_classes, kernel_size=3, padding=1)
         fan_in_normal_init(self)
