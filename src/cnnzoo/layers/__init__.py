@@ -29,6 +29,7 @@ from cnnzoo.layers.conv import (
     ConvTransposeNormAct,
     DepthwiseSeparableConv,
     FactorizedConv,
+    FixedUnpool,
     MaxPoolWithIndices,
     MaxUnpool,
     conv_norm_act,
@@ -54,6 +55,7 @@ from cnnzoo.layers.inception import (
 from cnnzoo.layers.mbconv import MBConv, SqueezeExcitation, make_divisible
 from cnnzoo.layers.residual import BasicBlock, Bottleneck, ZeroPadShortcut, bottleneck_width
 from cnnzoo.layers.stochastic_depth import StochasticDepth, linear_drop_rates
+from cnnzoo.layers.upsample import UnpoolStage
 
 __all__ = [
     "BasicBlock",
@@ -66,6 +68,7 @@ __all__ = [
     "DepthwiseSeparableConv",
     "FactorizedConv",
     "Fire",
+    "FixedUnpool",
     "FullyConvHead",
     "InceptionA",
     "InceptionAuxV1",
@@ -81,6 +84,7 @@ __all__ = [
     "SqueezeExcitation",
     "StochasticDepth",
     "Transition",
+    "UnpoolStage",
     "ZeroPadShortcut",
     "bottleneck_width",
     "conv_norm_act",
