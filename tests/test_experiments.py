@@ -138,6 +138,9 @@ def test_each_experiment_runs_its_own_recipe_unless_told_otherwise(monkeypatch, 
     # label smoothing 0.1 (they compare test accuracy).
     assert (DEFAULT_RECIPES["degradation"].augment, DEFAULT_RECIPES["multipliers"].augment) == ("none", "default")
     assert DEFAULT_RECIPES["multipliers"].label_smoothing == 0.1
+    # The multipliers' budget of docs/experiments.md: every training and test image, 4 epochs.
+    multipliers = seen["multipliers"]
+    assert (multipliers.train_size, multipliers.val_size, multipliers.epochs) == (None, None, 4)
     degradation = seen["degradation"]
     assert degradation.augment == "default" and degradation.train_size is None
     assert degradation.epochs == DEFAULT_RECIPES["degradation"].epochs == 10
