@@ -261,6 +261,29 @@ def test_whole_network_macs_are_the_sum_of_the_formulas():
     assert count_macs(model, (3, size, size)) == expected
 
 
+
+def test_stem_stride_1_keeps_a_28x28_input_whole_through_the_stem():
+    model = cnnzoo.create_model("efficientnet_b0", num_classes=10, in_chans=1, stem_stride=1).eval()
+    assert [i.stride for i in model.feature_info] == [1, 2, 4, 8, 16]
+    with torch.no_grad():
+        maps = model.forward_features(torch.randn(1, 1, 28, 28))
+    # Stride-1 stem, then the stages' strides 1, 2, 2, 2, 1, 2, 1 with "same" padding (ceil).
+    assert [tuple(m.shape[1:]) for m in maps] == [(16, 28, 28), (24, 14, 14), (40, 7, 7), (112, 4, 4), (320, 2, 2)]
+    assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_stem_stride_1_costs_what_the_papers_stem_costs_at_twice_the_size():
+    # Every map after the stem is the same, and so is the stem's output grid.
+    small = cnnzoo.create_model("efficientnet_b0", num_classes=10, in_chans=1, stem_stride=1)
+    paper = cnnzoo.create_model("efficientnet_b0", num_classes=10, in_chans=1)
+    assert count_params(small) == count_params(paper)
+    assert count_macs(small, (1, 28, 28)) == count_macs(paper, (1, 56, 56))
+
+
+def test_stem_stride_is_1_or_2():
+    with pytest.raises(ValueError, match="stem_stride must be 1 or 2"):
+        cnnzoo.create_model("efficientnet_b0", stem_stride=4)
+
 # --- MBConv, squeeze-and-excitation, stochastic depth --------------------------------------
 
 

@@ -33,6 +33,11 @@ decimal. Rounding the rule's coefficients to one decimal too, each variant has a
 ``scaling="released"`` (the default) applies these departures, so parameter names, shapes
 and counts equal torchvision's (B0: 5,288,548) and its checkpoints load; ``scaling="rule"``
 builds the rule itself, at the variant's phi or at any ``phi`` you pass.
+
+On small images (Fashion-MNIST's 28x28, CIFAR's 32x32) ``stem_stride=1`` keeps the stem at
+full resolution, as ``mobilenet_v1`` does: with the paper's stride-2 stem a 28x28 input is
+down to 1x1 at stage 7 of Table 1's 9; with ``stem_stride=1`` the last map is 2x2, and every
+map and multiply-add is that of a 56x56 input with the paper's stem.
 """
 
 from __future__ import annotations
@@ -188,13 +193,14 @@ class EfficientNet(Classifier):
     dropout and a linear classifier (Tan & Le, 2019).
 
     MACs: the sum of the MBConv costs (``cnnzoo.layers.mbconv``) plus stem
-    ``H/2 * W/2 * 9 * C_in * C_stem``, head ``H/32 * W/32 * C_last * C_head`` and FC
-    ``C_head * num_classes`` (B0: 0.386 G at 224 x 224); roughly ``1.92**phi`` times B0's,
+    ``H/s * W/s * 9 * C_in * C_stem``, head ``H/16s * W/16s * C_last * C_head`` and FC
+    ``C_head * num_classes``, for a stem of stride s (Table 1: 2; B0: 0.386 G at 224 x 224); roughly ``1.92**phi`` times B0's,
     somewhat more because ``ceil(d * layers)`` rounds the one-layer stages up.
 
     ``forward_features`` returns the output of the last stage at each stride (2, 4, 8, 16,
-    32): Table 1's stages 2, 3, 4, 6 and 8 (module names in ``feature_info``); the head conv
-    belongs to the head (Table 1's stage 9, "Conv1x1 & Pooling & FC").
+    32; 1, 2, 4, 8, 16 with ``stem_stride=1``): Table 1's stages 2, 3, 4, 6 and 8 (module
+    names in ``feature_info``); the head conv belongs to the head (Table 1's stage 9,
+    "Conv1x1 & Pooling & FC").
 
     Module names: ``stem``, ``stages[i][j]`` (:class:`~cnnzoo.layers.mbconv.MBConv`),
     ``head_conv``, ``head`` (``pool``, ``dropout``, ``fc``); ``torchvision_renames`` maps
@@ -213,8 +219,11 @@ class EfficientNet(Classifier):
         stochastic_depth: float = STOCHASTIC_DEPTH,
         norm_layer: ModuleFactory = nn.BatchNorm2d,
         stages: tuple[Stage, ...] = B0_STAGES,
+        stem_stride: int = 2,
     ) -> None:
         super().__init__(num_classes, in_chans)
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
         if scaling.width <= 0 or scaling.depth <= 0:
             raise ValueError(
                 f"width and depth multipliers must be positive, got width={scaling.width}, "
@@ -228,14 +237,14 @@ class EfficientNet(Classifier):
         conv = partial(ConvNormAct, norm_layer=norm_layer, act_layer=nn.SiLU)
 
         stem_channels = make_divisible(STEM_CHANNELS * scaling.width)
-        self.stem = conv(in_chans, stem_channels, 3, stride=2)
+        self.stem = conv(in_chans, stem_channels, 3, stride=stem_stride)
         self.stages = nn.Sequential(*self._build_stages(stem_channels, stochastic_depth, norm_layer))
         last_channels = self.stage_config[-1].channels
         head_channels = make_divisible(HEAD_CHANNELS * scaling.width)
         self.head_conv = conv(last_channels, head_channels, 1)
         self.head = ClassifierHead(head_channels, num_classes, dropout)
 
-        self.feature_info, self._feature_stages = self._describe_features()
+        self.feature_info, self._feature_stages = self._describe_features(stem_stride)
         self.torchvision_renames = self._torchvision_renames()
         self._init_weights()
 
@@ -258,9 +267,9 @@ class EfficientNet(Classifier):
             stages.append(nn.Sequential(*blocks))
         return stages
 
-    def _describe_features(self) -> tuple[list[FeatureInfo], list[int]]:
+    def _describe_features(self, stem_stride: int) -> tuple[list[FeatureInfo], list[int]]:
         """One feature map per stride: the last stage before the next downsampling."""
-        info, taps, stride = [], [], 2  # the stem halves the input
+        info, taps, stride = [], [], stem_stride
         for index, stage in enumerate(self.stage_config):
             stride *= stage.stride
             next_downsamples = index + 1 == len(self.stage_config) or self.stage_config[index + 1].stride > 1
@@ -369,6 +378,7 @@ def _make_builder(variant: str):
         dropout: float | None = None,
         stochastic_depth: float = STOCHASTIC_DEPTH,
         drop_path_rate: float | None = None,
+        stem_stride: int = 2,
     ) -> EfficientNet:
         if drop_path_rate is not None:
             check_drop_rate("drop_path_rate", drop_path_rate)
@@ -381,6 +391,7 @@ def _make_builder(variant: str):
             dropout=DROPOUT[variant] if dropout is None else dropout,
             stochastic_depth=stochastic_depth if drop_path_rate is None else drop_path_rate,
             norm_layer=BATCHNORM[variant],
+            stem_stride=stem_stride,
         )
 
     build.__name__ = build.__qualname__ = f"efficientnet_{variant}"
@@ -389,7 +400,8 @@ def _make_builder(variant: str):
         "``scaling='released'`` (default): the authors' released model, torchvision-compatible. "
         "``scaling='rule'``: the compound scaling rule at this phi, or at ``phi`` when given. "
         "``dropout`` defaults to the released rate; ``stochastic_depth`` (or timm's name for it, "
-        "``drop_path_rate``) is the drop probability the last block approaches."
+        "``drop_path_rate``) is the drop probability the last block approaches. ``stem_stride=1`` "
+        "keeps small inputs (28x28, 32x32) at full resolution through the stem."
     )
     resolution = variant_scaling(variant).resolution
     _, params, macs, top1 = PUBLISHED[variant]
