@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # zalandoresearch/fashion-mnist README, "Benchmark" table (submitted results): the best test
 # accuracy listed for a network of each family.
 PUBLISHED = {"resnet": 0.967, "densenet": 0.954, "mobilenet": 0.950, "squeezenet": 0.900, "vgg": 0.935,
-             "alexnet": 0.899, "googlenet": 0.937, "plain": None}
+             "alexnet": 0.899, "googlenet": 0.937, "plain": None, "efficientnet": None}
 
 
 ROWS = load_reference_results()
